@@ -1,0 +1,114 @@
+"""Settings, URLs and options: everything ``connect`` checks before any I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eventstore_core.errors import ConfigurationError
+from eventstore_core.redaction import redact_url
+
+__all__ = ["DEFAULT_URL", "ParsedUrl", "Settings", "StoreOptions", "parse_options", "parse_url"]
+
+#: The embedded default, used when neither a URL nor ``EVENTSTORE_URL`` is given.
+DEFAULT_URL = "sqlite:///./eventstore.db"
+
+
+class Settings(BaseSettings):
+    """Environment settings: ``EVENTSTORE_URL`` chooses the store when ``connect()`` gets none."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", extra="ignore")
+
+    url: str = DEFAULT_URL
+
+
+class StoreOptions(BaseModel):
+    """Options every backend takes. Backends subclass this to add their own.
+
+    Options come from the URL's query string and from keyword arguments to ``connect``
+    (keywords win). Unknown options are an error, so a typo never goes unnoticed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    page_size: int = Field(default=500, ge=1, le=100_000)
+    """How many events one read fetches from storage; bounds a reader's memory."""
+    poll_interval: float = Field(default=1.0, gt=0, le=3600)
+    """Seconds between a live subscription's fallback polls, when no wake-up arrives."""
+    reconnect_timeout: float = Field(default=60.0, ge=0, le=86_400)
+    """Seconds a subscription keeps retrying a lost backend before it raises."""
+    require: dict[str, Any] = Field(default_factory=dict)
+    """Capabilities the store must have (``connect`` fails at once otherwise)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedUrl:
+    """A store URL split into its parts; ``query`` holds the query-string options."""
+
+    url: str
+    scheme: str
+    base_scheme: str
+    """The scheme without a ``+suffix`` (``esdb+discover`` -> ``esdb``)."""
+    username: str | None
+    password: str | None
+    host: str | None
+    port: int | None
+    path: str
+    query: dict[str, str]
+
+    @property
+    def redacted(self) -> str:
+        """The URL with secrets masked, safe for logs and ``repr``."""
+        return redact_url(self.url)
+
+
+def parse_url(url: object) -> ParsedUrl:
+    """Split a store URL, raising :class:`ConfigurationError` if it is not one."""
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(f"a store URL must be a non-empty str, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise ConfigurationError(f"invalid store URL {redact_url(url)!r}: {error}") from None
+    if not parts.scheme or "://" not in url:
+        raise ConfigurationError(
+            f"invalid store URL {redact_url(url)!r}: expected scheme://..., "
+            "for example sqlite:///./eventstore.db or postgresql://user@host/db"
+        )
+    scheme = parts.scheme.lower()
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in query:
+            raise ConfigurationError(f"option {key!r} appears twice in the URL")
+        query[key] = value
+    return ParsedUrl(
+        url=url,
+        scheme=scheme,
+        base_scheme=scheme.split("+", 1)[0],
+        username=parts.username,
+        password=parts.password,
+        host=parts.hostname,
+        port=port,
+        path=parts.path,
+        query=query,
+    )
+
+
+def parse_options(
+    model: type[StoreOptions], query: Mapping[str, str], keywords: Mapping[str, Any]
+) -> StoreOptions:
+    """Validate query-string and keyword options against a backend's options model."""
+    merged: dict[str, Any] = {**query, **keywords}
+    try:
+        return model.model_validate(merged)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigurationError(f"invalid options for {model.__name__}: {problems}") from None

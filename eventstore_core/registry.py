@@ -1,0 +1,79 @@
+"""Finding backends through the ``eventstore_core.backends`` entry-point group.
+
+The built-in adapters register exactly as a third-party one would, in ``pyproject.toml``::
+
+    [project.entry-points."eventstore_core.backends"]
+    myscheme = "my_package:MyEventStore"
+
+Entry points are loaded lazily, so importing ``eventstore_core`` never imports a driver.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
+
+from eventstore_core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from eventstore_core.store import EventStore
+
+__all__ = ["GROUP", "available_schemes", "load_backend"]
+
+GROUP = "eventstore_core.backends"
+
+# Which extra to install for each built-in scheme, for the hint on a missing driver.
+_EXTRAS = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "dynamodb": "dynamodb",
+    "kafka": "kafka",
+    "kurrentdb": "kurrentdb",
+    "esdb": "kurrentdb",
+}
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def available_schemes() -> list[str]:
+    """The URL schemes of every installed backend."""
+    return sorted(_entry_points())
+
+
+def load_backend(scheme: str) -> type[EventStore]:
+    """The backend class registered for ``scheme`` (a URL scheme without ``+suffix``)."""
+    from eventstore_core.store import EventStore
+
+    entry = _entry_points().get(scheme)
+    if entry is None:
+        extra = _EXTRAS.get(scheme)
+        hint = (
+            f' Install it with: pip install "eventstore-core[{extra}]"'
+            if extra
+            else " Is the package that provides it installed?"
+        )
+        known = ", ".join(available_schemes()) or "none"
+        raise ConfigurationError(
+            f"no backend is registered for URL scheme {scheme!r} (installed: {known}).{hint}"
+        )
+    try:
+        backend = entry.load()
+    except ImportError as error:
+        extra = _EXTRAS.get(scheme, scheme)
+        raise ConfigurationError(
+            f"the {scheme!r} backend needs a package that is not installed ({error.name or error})."
+            f' Install it with: pip install "eventstore-core[{extra}]"'
+        ) from error
+    except AttributeError as error:
+        raise ConfigurationError(
+            f"entry point {entry.value!r} for scheme {scheme!r} names nothing: {error}"
+        ) from error
+    if not (isinstance(backend, type) and issubclass(backend, EventStore)):
+        raise ConfigurationError(
+            f"entry point {entry.value!r} for scheme {scheme!r} is not an EventStore subclass"
+        )
+    return backend
