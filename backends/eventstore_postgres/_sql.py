@@ -1,0 +1,162 @@
+"""The SQL of the PostgreSQL adapter, built once per schema.
+
+Why the statements look the way they do:
+
+* **One round trip per append.** The append is a single statement (so a single implicit
+  transaction): a data-modifying CTE upserts the stream head under the expected-version
+  condition, and the events are inserted from ``unnest`` of parallel arrays with ``RETURNING``.
+  When the condition fails the CTE returns no row, so nothing is inserted and the statement
+  returns zero rows: the caller then reads the actual version (and the event ids, for the
+  idempotency rule) in a second statement, only on that cold path.
+* **The read gate.** ``read_all`` returns only rows with ``tx_id < pg_snapshot_xmin(...)``: every
+  transaction whose xid is below the snapshot's xmin has finished, so no row can later appear
+  before the last position a reader has seen. ``pg_current_snapshot()`` is the statement's own
+  snapshot, so the gate and the rows it filters agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Columns of a recorded event, in the order every SELECT returns them.
+EVENT_COLUMNS = (
+    "tx_id, seq, stream_id, version, event_id, type, data, metadata,"
+    " correlation_id, causation_id, recorded_at"
+)
+
+#: Rows below this gate belong to finished transactions only (BACKENDS.md, PostgreSQL).
+GATE = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+
+
+def _append(s: str, head: str) -> str:
+    # The head CTE returns the stream's new version, or no row when the expected version does
+    # not hold; the events are then numbered new_version - n + 1 .. new_version.
+    return f"""
+        WITH head AS ({head})
+        INSERT INTO {s}.events (stream_id, version, event_id, type, data, metadata,
+                                correlation_id, causation_id)
+        SELECT $1::text, head.version - $2::bigint + e.ord, e.id, e.type, e.data,
+               e.metadata, e.correlation_id, e.causation_id
+        FROM head,
+             unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::text[], $10::text[])
+             WITH ORDINALITY AS e(id, type, data, metadata, correlation_id, causation_id, ord)
+        ORDER BY e.ord
+        RETURNING tx_id, seq, version, recorded_at
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """Every statement the adapter sends, for one schema."""
+
+    append_from_zero: str
+    append_existing: str
+    events_by_id: str
+    stream_version: str
+    read_stream_forward: str
+    read_stream_backward: str
+    read_all: str
+    read_all_by_type: str
+    read_all_by_category: str
+    read_all_by_type_and_category: str
+    save_snapshot: str
+    load_snapshot: str
+    save_checkpoint: str
+    load_checkpoint: str
+
+    @classmethod
+    def for_schema(cls, s: str) -> Statements:
+        """Build the statements for the (already quoted) schema ``s``."""
+        page = "ORDER BY tx_id, seq LIMIT $3"
+        after = "(tx_id, seq) > ($1::xid8, $2::bigint)"
+        return cls(
+            # $1 stream id, $2 number of events, $3/$4 the inclusive range the current version
+            # must lie in (ANY = [0, max], NO_STREAM = [0, 0], STREAM_EXISTS = [1, max], an
+            # exact version N = [N, N]); $5.. the event columns as arrays. A missing stream
+            # counts as version 0, so when 0 is in range the head row is upserted (ON CONFLICT
+            # only fires for a proposed row), otherwise the existing row must be updated.
+            append_from_zero=_append(
+                s,
+                f"""
+                INSERT INTO {s}.streams AS h (stream_id, version) VALUES ($1::text, $2::bigint)
+                ON CONFLICT (stream_id) DO UPDATE
+                    SET version = h.version + $2::bigint
+                    WHERE h.version BETWEEN $3::bigint AND $4::bigint
+                RETURNING h.version
+                """,
+            ),
+            append_existing=_append(
+                s,
+                f"""
+                UPDATE {s}.streams AS h SET version = h.version + $2::bigint
+                WHERE h.stream_id = $1::text AND h.version BETWEEN $3::bigint AND $4::bigint
+                RETURNING h.version
+                """,
+            ),
+            # The cold path after a failed condition or a unique violation: the stream's actual
+            # version and whichever of the batch's ids already exist.
+            events_by_id=f"""
+                SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = ANY($1::uuid[])
+                ORDER BY tx_id, seq
+            """,
+            stream_version=f"""
+                SELECT coalesce((SELECT version FROM {s}.streams WHERE stream_id = $1), 0)
+            """,
+            read_stream_forward=f"""
+                SELECT {EVENT_COLUMNS} FROM {s}.events
+                WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3
+            """,
+            read_stream_backward=f"""
+                SELECT {EVENT_COLUMNS} FROM {s}.events
+                WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3
+            """,
+            read_all=f"""
+                SELECT {EVENT_COLUMNS} FROM {s}.events
+                WHERE {after} AND {GATE} {page}
+            """,
+            # One index range scan per requested value (LATERAL), each already in position
+            # order and bounded by the page size, merged by the outer ORDER BY: the cost of a
+            # page does not grow with the number of non-matching events.
+            read_all_by_type=f"""
+                SELECT {EVENT_COLUMNS} FROM unnest($4::text[]) AS f(value)
+                CROSS JOIN LATERAL (
+                    SELECT {EVENT_COLUMNS} FROM {s}.events
+                    WHERE type = f.value AND {after} AND {GATE} {page}
+                ) AS e
+                {page}
+            """,
+            read_all_by_category=f"""
+                SELECT {EVENT_COLUMNS} FROM unnest($4::text[]) AS f(value)
+                CROSS JOIN LATERAL (
+                    SELECT {EVENT_COLUMNS} FROM {s}.events
+                    WHERE category = f.value AND {after} AND {GATE} {page}
+                ) AS e
+                {page}
+            """,
+            read_all_by_type_and_category=f"""
+                SELECT {EVENT_COLUMNS} FROM unnest($4::text[]) AS f(value)
+                CROSS JOIN LATERAL (
+                    SELECT {EVENT_COLUMNS} FROM {s}.events
+                    WHERE type = f.value AND category = ANY($5::text[])
+                      AND {after} AND {GATE} {page}
+                ) AS e
+                {page}
+            """,
+            # Keep only the latest snapshot: an older one never replaces a newer one.
+            save_snapshot=f"""
+                INSERT INTO {s}.snapshots AS s (stream_id, version, type, data)
+                VALUES ($1, $2, $3, $4::jsonb)
+                ON CONFLICT (stream_id) DO UPDATE
+                    SET version = excluded.version, type = excluded.type,
+                        data = excluded.data, recorded_at = now()
+                    WHERE s.version <= excluded.version
+            """,
+            load_snapshot=f"""
+                SELECT stream_id, version, type, data FROM {s}.snapshots WHERE stream_id = $1
+            """,
+            save_checkpoint=f"""
+                INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
+                ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()
+            """,
+            load_checkpoint=f"SELECT position FROM {s}.checkpoints WHERE name = $1",
+        )

@@ -1,0 +1,502 @@
+"""``postgresql://`` and ``postgres://``: the PostgreSQL adapter, on asyncpg.
+
+Global order that never skips, without serialising writers
+==========================================================
+
+A ``bigserial`` position is drawn when a row is inserted, but becomes visible when its
+transaction commits: transaction A draws 1, B draws 2 and commits first, a reader sees 2 and
+moves its checkpoint past 1, which then appears behind it and is never delivered (BACKENDS.md
+measured 920 events missed out of 17,682 under 32 writers; Marten #4952, #4964). Locking the
+table per append (the ``eventsourcing`` library) or taking a global advisory lock fixes that by
+making writers take turns, at a third of the throughput.
+
+This adapter uses the transaction id instead. Every row stores ``pg_current_xact_id()`` (a
+64-bit ``xid8``, which never wraps) in ``tx_id``, and a ``seq`` from an identity column that
+orders the rows of one transaction. The position is the pair ``(tx_id, seq)``. ``read_all``
+only returns rows with ``tx_id < pg_snapshot_xmin(pg_current_snapshot())``: the snapshot's
+xmin is the oldest transaction still running, so every transaction below it has finished and
+no row with a smaller ``tx_id`` can ever appear later. Writers never wait for each other
+(except on the same stream); readers wait, at worst, for the oldest open writing transaction.
+
+The checkpoint must be the *pair*: a transaction takes its xid at its first write and may draw
+``seq`` values later than a transaction with a bigger xid (dba.stackexchange q/342896), so
+``seq`` alone is not monotonic in commit order, and ``tx_id`` alone is not unique.
+
+Costs, documented in docs/backends/postgres.md: any long-running writing transaction in the
+cluster (even on another table or database) holds every reader back until it ends; a logical
+dump/restore into a new cluster resets xids (positions are not portable across restores).
+
+Idempotency and expected versions
+=================================
+
+``UNIQUE(event_id)`` makes idempotency permanent. An append is one statement (see ``_sql``);
+when the expected version does not hold it inserts nothing, and when an event id exists it
+fails with a unique violation. In both cases the adapter reads back the stored events with
+the batch's ids and lets the core decide (:func:`idempotent_result`): a retry of the same batch
+returns the original result, any other reuse is a :class:`DuplicateEventIdError`, and with no
+id found it is a :class:`ConcurrencyError` carrying the stream's actual version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import asyncpg
+from pydantic import ConfigDict, Field, field_validator
+
+from eventstore_core import serialization
+from eventstore_core.config import ParsedUrl, StoreOptions
+from eventstore_core.errors import ConcurrencyError, EventStoreError, InvalidEventError
+from eventstore_core.models import (
+    AppendResult,
+    Capabilities,
+    EventFilter,
+    ExpectedVersion,
+    Position,
+    RecordedEvent,
+    Snapshot,
+    StreamState,
+)
+from eventstore_core.store import EventStore, check_expected_version, idempotent_result
+from eventstore_core.subscription import Subscription
+from eventstore_core.validation import PreparedEvent
+from eventstore_postgres import _migrations
+from eventstore_postgres._errors import (
+    CONNECTION_ERRORS,
+    is_unavailable,
+    unavailable,
+    unexpected,
+)
+from eventstore_postgres._notify import Listener, Waker
+from eventstore_postgres._sql import Statements
+
+__all__ = ["PostgresEventStore", "PostgresOptions"]
+
+_T = TypeVar("_T")
+
+#: Larger than any real stream version; the top of the range "any version".
+_MAX_VERSION = 2**62
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,49}$")
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class PostgresOptions(StoreOptions):
+    """Options of the PostgreSQL adapter (query string or keywords of ``es.connect``)."""
+
+    db_schema: str = Field(default="eventstore", alias="schema")
+    """The schema holding the store's tables; created by ``setup()``. Several stores can share
+    a database in different schemas."""
+    pool_min_size: int = Field(default=1, ge=0, le=1000)
+    """Connections opened at ``open()`` and kept."""
+    pool_max_size: int = Field(default=10, ge=1, le=1000)
+    """Most connections the pool holds (a LISTEN connection comes on top, once subscribed)."""
+    connect_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to establish a connection, or to wait for a free one in the pool."""
+    command_timeout: float | None = Field(default=30.0, gt=0)
+    """Seconds a statement may take before it is cancelled (``BackendUnavailableError``)."""
+    sslmode: SslMode | None = None
+    """libpq's ``sslmode``; unset uses asyncpg's default (``prefer``)."""
+    sslrootcert: str | None = None
+    """CA certificate file for ``verify-ca`` / ``verify-full``."""
+    sslcert: str | None = None
+    """Client certificate file."""
+    sslkey: str | None = None
+    """Client key file."""
+    statement_cache_size: int = Field(default=100, ge=0)
+    """Prepared statements cached per connection; 0 behind pgbouncer in transaction mode."""
+    application_name: str = "eventstore-core"
+    """Shown in ``pg_stat_activity``."""
+    notify: bool = True
+    """Send a wake-up (``pg_notify``) after commits, for subscribers in other processes."""
+    notify_debounce: float = Field(default=0.002, ge=0, le=10)
+    """Least seconds between two wake-ups sent by this store (commits in between coalesce)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @field_validator("db_schema")
+    @classmethod
+    def _check_schema(cls, value: str) -> str:
+        if not _SCHEMA_NAME.match(value):
+            raise ValueError(
+                "schema must be a plain identifier: a letter or _, then letters, digits or _,"
+                " at most 50 characters"
+            )
+        return value
+
+
+def _expected_range(expected: ExpectedVersion) -> tuple[int, int]:
+    """The inclusive range the stream's current version must lie in (see ``_sql``)."""
+    if expected is StreamState.ANY:
+        return 0, _MAX_VERSION
+    if expected is StreamState.NO_STREAM:
+        return 0, 0
+    if expected is StreamState.STREAM_EXISTS:
+        return 1, _MAX_VERSION
+    assert isinstance(expected, int)
+    return expected, expected
+
+
+async def _init_connection(conn: Any) -> None:
+    # jsonb in binary format is a version byte (1) then the JSON text: the core hands us
+    # encoded JSON bytes and decodes bytes itself, so no str round trip happens on either side.
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+
+
+def _encode_jsonb(value: bytes) -> bytes:
+    return b"\x01" + value
+
+
+def _decode_jsonb(value: bytes) -> bytes:
+    return value[1:]
+
+
+def _event(row: Any) -> RecordedEvent:
+    return RecordedEvent(
+        stream_id=row[2],
+        version=row[3],
+        position=Position((row[0], row[1])),
+        id=row[4],
+        type=row[5],
+        data=serialization.loads(row[6]),
+        metadata=serialization.loads(row[7]),
+        correlation_id=row[8],
+        causation_id=row[9],
+        recorded_at=row[10],
+    )
+
+
+class PostgresEventStore(EventStore):
+    """An event store in a PostgreSQL database (13 or later), through asyncpg.
+
+    ``postgresql://user:password@host:5432/database?schema=eventstore&pool_max_size=10``
+    """
+
+    Options: ClassVar[type[StoreOptions]] = PostgresOptions
+    capabilities = Capabilities(
+        concurrency="multi-writer",
+        idempotency="permanent",
+        global_order="total",
+        live_subscriptions="push",
+        max_event_bytes=4 * 1024 * 1024,
+        max_append_events=10_000,
+        max_snapshot_bytes=64 * 1024 * 1024,
+        shared_across_processes=True,
+        durable=True,
+    )
+
+    def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
+        super().__init__(url, options)
+        assert isinstance(options, PostgresOptions)
+        self._options: PostgresOptions = options
+        self._schema = options.db_schema
+        quoted = f'"{self._schema}"'
+        self._quoted_schema = quoted
+        self._sql = Statements.for_schema(quoted)
+        self._channel = f"eventstore_{self._schema}"
+        self._dsn = self._build_dsn(url, options)
+        self._pool: Any = None
+        self._waker: Waker | None = None
+        self._listener: Listener | None = None
+
+    @staticmethod
+    def _build_dsn(url: ParsedUrl, options: PostgresOptions) -> str:
+        # The URL's query string holds *our* options (validated by PostgresOptions); asyncpg
+        # would read unknown parameters as server settings, so the DSN gets only the TLS ones.
+        parts = urlsplit(url.url)
+        tls = {
+            key: getattr(options, key)
+            for key in ("sslmode", "sslrootcert", "sslcert", "sslkey")
+            if getattr(options, key) is not None
+        }
+        return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(tls), ""))
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {
+            "dsn": self._dsn,
+            "timeout": self._options.connect_timeout,
+            "command_timeout": self._options.command_timeout,
+            "statement_cache_size": self._options.statement_cache_size,
+            "server_settings": {"application_name": self._options.application_name},
+        }
+
+    async def _open(self) -> None:
+        options = self._options
+        try:
+            self._pool = await asyncpg.create_pool(
+                min_size=min(options.pool_min_size, options.pool_max_size),
+                max_size=options.pool_max_size,
+                init=_init_connection,
+                **self._connect_kwargs(),
+            )
+        except Exception as error:
+            raise self._map(error, "open", sent=False) from error
+        if options.notify:
+            self._waker = Waker(self._send_wakeup, options.notify_debounce)
+
+    async def _close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._waker is not None:
+            await self._waker.close()
+            self._waker = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await pool.close()
+            except Exception:
+                pool.terminate()
+
+    async def setup(self) -> None:
+        """Create the schema, tables and indexes (numbered migrations, under an advisory lock).
+
+        Idempotent, and safe when several processes run it at the same moment.
+        """
+        self._check_open()
+
+        async def run(conn: Any) -> None:
+            await _migrations.migrate(conn, self._schema, self._quoted_schema)
+
+        await self._with_connection(run, "setup", write=False, retry=True)
+
+    def subscribe(
+        self,
+        after: Position | str | None = None,
+        filter: EventFilter | None = None,
+        name: str | None = None,
+    ) -> Subscription:
+        """Catch up, then receive new events; LISTEN starts with the store's first subscription.
+
+        Other processes' commits arrive as a NOTIFY wake-up on a dedicated connection, which
+        reconnects by itself after a server restart; the core's fallback poll covers the gap.
+        """
+        subscription = super().subscribe(after, filter, name)
+        if self._listener is None:
+            self._listener = Listener(self._listen_connection, self._channel, self._wake_local)
+            self._listener.start()
+        return subscription
+
+    async def _listen_connection(self) -> Any:
+        kwargs = self._connect_kwargs()
+        kwargs["statement_cache_size"] = 0
+        return await asyncpg.connect(**kwargs)
+
+    def _wake_local(self) -> None:
+        self._notifier.notify()
+
+    async def _send_wakeup(self) -> None:
+        if self._pool is None:
+            return
+        await self._pool.execute("SELECT pg_notify($1, '')", self._channel)
+
+    # -- running statements ----------------------------------------------------------------
+
+    def _map(self, error: BaseException, what: str, *, sent: bool) -> EventStoreError:
+        if isinstance(error, EventStoreError):
+            return error
+        if is_unavailable(error):
+            return unavailable(error, what, sent=sent)
+        return unexpected(error, what)
+
+    async def _with_connection(
+        self,
+        work: Callable[[Any], Awaitable[_T]],
+        what: str,
+        *,
+        write: bool,
+        retry: bool = True,
+    ) -> _T:
+        """Run ``work`` on a pooled connection, mapping driver errors.
+
+        A pooled connection may have died while idle (server restart, failover); the first use
+        finds out. Such a failure is retried once on a fresh connection: reads are harmless to
+        repeat, and so are appends, which are idempotent by event id (a batch that did commit
+        is recognised and its original result returned).
+        """
+        pool = self._pool
+        if pool is None:
+            raise EventStoreError(f"{self!r} is not open")
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            sent = False
+            try:
+                async with pool.acquire(timeout=self._options.connect_timeout) as conn:
+                    sent = True
+                    return await work(conn)
+            except CONNECTION_ERRORS as error:
+                if attempt + 1 < attempts:
+                    continue
+                raise self._map(error, what, sent=sent and write) from error
+            except Exception as error:
+                raise self._map(error, what, sent=sent and write) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _append(
+        self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
+    ) -> AppendResult:
+        lo, hi = _expected_range(expected_version)
+        statement = self._sql.append_from_zero if lo == 0 else self._sql.append_existing
+        args = (
+            stream_id,
+            len(events),
+            lo,
+            hi,
+            [e.id for e in events],
+            [e.type for e in events],
+            [e.data for e in events],
+            [e.metadata for e in events],
+            [e.correlation_id for e in events],
+            [e.causation_id for e in events],
+        )
+
+        async def insert(conn: Any) -> list[Any] | None:
+            try:
+                rows: list[Any] = await conn.fetch(statement, *args)
+            except asyncpg.UniqueViolationError:
+                # An id of the batch exists (events_event_id_key): the statement rolled back.
+                return None
+            return rows
+
+        actual = 0
+        for _ in range(3):
+            rows = await self._with_connection(insert, "append", write=True)
+            if rows:
+                if self._waker is not None:
+                    self._waker.request()
+                last = max(rows, key=lambda row: row[2])
+                return AppendResult(version=last[2], position=Position((last[0], last[1])))
+            # Nothing was written: find out why. Ids that already exist decide first (a retry
+            # of a committed batch returns its original result whatever expected_version says).
+            existing, actual = await self._conflict_state(stream_id, events)
+            if existing:
+                return idempotent_result(stream_id, events, [_event(row) for row in existing])
+            check_expected_version(stream_id, expected_version, actual)
+            # The version satisfies the expectation now (another writer moved the stream to the
+            # expected version meanwhile): appending now is as if this call came later. Retry.
+        raise ConcurrencyError(stream_id, expected_version, actual)
+
+    async def _conflict_state(
+        self, stream_id: str, events: Sequence[PreparedEvent]
+    ) -> tuple[list[Any], int]:
+        """The stored events with the batch's ids, and the stream's version, in one snapshot."""
+
+        async def state(conn: Any) -> tuple[list[Any], int]:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                existing: list[Any] = await conn.fetch(
+                    self._sql.events_by_id, [e.id for e in events]
+                )
+                actual = await conn.fetchval(self._sql.stream_version, stream_id)
+            return existing, int(actual)
+
+        return await self._with_connection(state, "append", write=False)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _fetch(self, what: str, statement: str, *args: Any) -> list[Any]:
+        async def run(conn: Any) -> list[Any]:
+            rows: list[Any] = await conn.fetch(statement, *args)
+            return rows
+
+        return await self._with_connection(run, what, write=False)
+
+    async def _read_stream_page(
+        self, stream_id: str, from_version: int | None, backwards: bool, limit: int
+    ) -> Sequence[RecordedEvent]:
+        if backwards:
+            start = _MAX_VERSION if from_version is None else from_version
+            rows = await self._fetch(
+                "read_stream", self._sql.read_stream_backward, stream_id, start, limit
+            )
+        else:
+            start = 1 if from_version is None else from_version
+            rows = await self._fetch(
+                "read_stream", self._sql.read_stream_forward, stream_id, start, limit
+            )
+        return [_event(row) for row in rows]
+
+    async def _read_all_page(
+        self, after: Position | None, filter: EventFilter | None, limit: int
+    ) -> Sequence[RecordedEvent]:
+        if after is None:
+            tx_id, seq = 0, 0
+        elif len(after.parts) == 2:
+            tx_id, seq = after.parts
+        else:
+            raise InvalidEventError(
+                f"{after} is not a position of a PostgreSQL store (expected 'tx_id:seq')",
+                field="after",
+            )
+        sql = self._sql
+        types = None if filter is None else filter.event_types
+        cats = None if filter is None else filter.categories
+        if (types is not None and not types) or (cats is not None and not cats):
+            return []  # an empty list of alternatives matches nothing
+        if types is None and cats is None:
+            rows = await self._fetch("read_all", sql.read_all, tx_id, seq, limit)
+        elif cats is None:
+            assert types is not None
+            rows = await self._fetch(
+                "read_all", sql.read_all_by_type, tx_id, seq, limit, list(dict.fromkeys(types))
+            )
+        elif types is None:
+            rows = await self._fetch(
+                "read_all", sql.read_all_by_category, tx_id, seq, limit, list(dict.fromkeys(cats))
+            )
+        else:
+            rows = await self._fetch(
+                "read_all",
+                sql.read_all_by_type_and_category,
+                tx_id,
+                seq,
+                limit,
+                list(dict.fromkeys(types)),
+                list(cats),
+            )
+        return [_event(row) for row in rows]
+
+    async def _stream_version(self, stream_id: str) -> int:
+        rows = await self._fetch("stream_version", self._sql.stream_version, stream_id)
+        return int(rows[0][0])
+
+    # -- checkpoints and snapshots -----------------------------------------------------------
+
+    async def _save_checkpoint(self, name: str, position: Position) -> None:
+        await self._fetch("save_checkpoint", self._sql.save_checkpoint, name, str(position))
+
+    async def _load_checkpoint(self, name: str) -> Position | None:
+        rows = await self._fetch("load_checkpoint", self._sql.load_checkpoint, name)
+        return Position.parse(rows[0][0]) if rows else None
+
+    async def _save_snapshot(self, snapshot: Snapshot, data: bytes) -> None:
+        await self._fetch(
+            "save_snapshot",
+            self._sql.save_snapshot,
+            snapshot.stream_id,
+            snapshot.version,
+            snapshot.type,
+            data,
+        )
+
+    async def _load_snapshot(self, stream_id: str) -> Snapshot | None:
+        rows = await self._fetch("load_snapshot", self._sql.load_snapshot, stream_id)
+        if not rows:
+            return None
+        row = rows[0]
+        return Snapshot(
+            stream_id=row[0], version=row[1], type=row[2], data=serialization.loads(row[3])
+        )
