@@ -86,7 +86,7 @@ _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _HEAD_CACHE_SIZE = 10_000
 # How long a reader waits for a transaction that is committing right now (a hole in the
 # positions or versions) before it returns what is before the hole.
-_HOLE_WAIT = 2.0
+_HOLE_WAIT = 0.5
 
 
 class DynamoDBOptions(StoreOptions):
@@ -346,13 +346,18 @@ class DynamoDBEventStore(EventStore):
                     codes = [reason.get("Code", "None") for reason in reasons]
                     if "ConditionalCheckFailed" in codes[2 + 2 * n :]:
                         return await self._idempotent(stream_id, events)
+                    stale = False
                     if codes and codes[0] == "ConditionalCheckFailed":
                         head = await self._actual(reasons[0], "ver", self._read_head, stream_id)
                         # DynamoDB refused the condition: ``head`` is the real version now.
                         check_expected_version(stream_id, expected, head)
+                        stale = True
                     if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                         counter = await self._actual(reasons[1], "pos", None, stream_id)
-                    if "ConditionalCheckFailed" in codes[2 : 2 + 2 * n]:
+                        stale = True
+                    # With a stale head or counter, the event puts fail too (their keys are
+                    # taken); with both right, a taken key means foreign writes.
+                    if not stale and "ConditionalCheckFailed" in codes[2 : 2 + 2 * n]:
                         raise EventStoreError(
                             f"stream {stream_id!r}: an event item exists beyond the version in "
                             "its head item; the table was changed outside eventstore"
@@ -536,12 +541,14 @@ class DynamoDBEventStore(EventStore):
     async def _read_stream_page(
         self, stream_id: str, from_version: int | None, backwards: bool, limit: int
     ) -> Sequence[RecordedEvent]:
-        values: dict[str, Any] = {":p": {"S": keys.stream_pk(stream_id)}, ":one": {"N": "1"}}
+        # sk 0 is the head item: event versions start at 1.
+        values: dict[str, Any] = {":p": {"S": keys.stream_pk(stream_id)}, ":v": {"N": "1"}}
         if backwards and from_version is not None:
             condition = "pk = :p AND sk BETWEEN :one AND :v"
+            values[":one"] = {"N": "1"}
             values[":v"] = {"N": str(from_version)}
         elif backwards:
-            condition = "pk = :p AND sk >= :one"
+            condition = "pk = :p AND sk >= :v"
         else:
             condition = "pk = :p AND sk >= :v"
             values[":v"] = {"N": str(from_version or 1)}
@@ -607,9 +614,14 @@ class DynamoDBEventStore(EventStore):
             # Dense positions: the range position..scanned_to must hold exactly that many items.
             # Fewer means a hole, i.e. a transaction committing right now; never read past it.
             if answer.get("ScannedCount", 0) != scanned_to - position + 1:
-                if time.monotonic() > deadline:
+                if time.monotonic() <= deadline:
+                    await asyncio.sleep(0.01)
+                    continue
+                # Still there: read up to the hole only; the rest comes with a later page.
+                hole = await self._first_hole(keys.all_pk(position), position, scanned_to)
+                if hole == position:
                     break
-                await asyncio.sleep(0.01)
+                high = hole - 1
                 continue
             for item in answer.get("Items", []):
                 record = keys.record_from_item(item)
@@ -618,6 +630,31 @@ class DynamoDBEventStore(EventStore):
             position = scanned_to + 1
         # Returning fewer than ``limit`` is fine: the next page starts after the last one.
         return found[:limit]
+
+    async def _first_hole(self, pk: str, start: int, end: int) -> int:
+        """The first position in ``start..end`` without a visible item (``end + 1``: none)."""
+        expected = start
+        last_key: keys.Item | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": "pk = :p AND sk BETWEEN :from AND :to",
+                "ExpressionAttributeValues": {
+                    ":p": {"S": pk},
+                    ":from": {"N": str(start)},
+                    ":to": {"N": str(end)},
+                },
+                "ProjectionExpression": "sk",
+            }
+            if last_key is not None:
+                kwargs["ExclusiveStartKey"] = last_key
+            answer = await self._query(**kwargs)
+            for item in answer.get("Items", []):
+                if int(item["sk"]["N"]) != expected:
+                    return expected
+                expected += 1
+            last_key = answer.get("LastEvaluatedKey")
+            if last_key is None:
+                return expected
 
     async def _stream_version(self, stream_id: str) -> int:
         return await self._read_head(stream_id)

@@ -1,0 +1,408 @@
+"""DynamoDB-specific behaviour the shared conformance suite cannot provoke portably.
+
+All against a real engine (tests/services/dynamodb.py: DynamoDB Local, or the URL in
+``EVENTSTORE_TEST_DYNAMODB_URL``), each test in a table of its own: DynamoDB's own limits
+(4 MB per transaction, 400 KB per item), conflicts and their retry, writer processes racing on
+the global counter, a transaction caught half-visible, table creation, cross-process wake-ups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from eventstore_dynamodb import DynamoDBEventStore
+from eventstore_dynamodb import items as keys
+from eventstore_dynamodb import store as store_module
+from services.dynamodb import dynamodb_url, with_table
+
+import eventstore_core as es
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture(scope="session")
+def ddb_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session's engine: the conftest ``dynamodb_url`` fixture if there is one."""
+    try:
+        url: str = request.getfixturevalue("dynamodb_url")
+    except pytest.FixtureLookupError:
+        with dynamodb_url() as started:
+            yield started
+        return
+    yield url
+
+
+@pytest.fixture
+def table_url(ddb_url: str) -> str:
+    """A URL for a table no other test uses."""
+    return with_table(ddb_url, f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+async def store(table_url: str) -> AsyncIterator[DynamoDBEventStore]:
+    """An opened store on a fresh table."""
+    async with es.connect(table_url, page_size=50) as opened:
+        assert isinstance(opened, DynamoDBEventStore)
+        await opened.setup()
+        yield opened
+
+
+def _events(n: int, size: int = 10, type_: str = "Happened") -> list[es.NewEvent]:
+    return [es.NewEvent(type_, {"i": i, "pad": "x" * size}) for i in range(n)]
+
+
+async def _all(store: es.EventStore, **kwargs: Any) -> list[es.RecordedEvent]:
+    return [event async for event in store.read_all(**kwargs)]
+
+
+# -- limits ----------------------------------------------------------------------------------
+
+
+async def test_batch_over_the_4mb_transaction_limit_is_refused_naming_it(
+    store: DynamoDBEventStore,
+) -> None:
+    # 11 events of ~390 KB: each fits an item, but stored twice they need ~8.6 MB.
+    batch = _events(11, size=390_000)
+    with pytest.raises(es.InvalidEventError, match="4 MB TransactWriteItems limit"):
+        await store.append("Big-1", batch)
+    assert await store.stream_version("Big-1") == 0
+    assert await _all(store) == []
+
+
+async def test_batch_over_the_100_action_limit_is_refused_before_sending(
+    store: DynamoDBEventStore,
+) -> None:
+    assert store.capabilities.max_append_events == 32  # 2 + 3 * 32 = 98 actions
+    with pytest.raises(es.InvalidEventError, match="max_append_events"):
+        await store.append("Many-1", _events(33))
+    result = await store.append("Many-1", _events(32))
+    assert result.version == 32
+
+
+async def test_the_largest_event_allowed_fits_one_item(store: DynamoDBEventStore) -> None:
+    # max_event_bytes exactly, with the longest ids (multi-byte characters count double).
+    limit = store.capabilities.max_event_bytes
+    stream = "Large-" + "\u00e9" * 249
+    event = es.NewEvent(
+        "Big", {"pad": "x" * (limit - 15)}, correlation_id="c" * 255, causation_id="\u00e9" * 255
+    )
+    await store.append(stream, [event])
+    [read] = await _all(store)
+    assert (read.stream_id, len(read.data["pad"])) == (stream, limit - 15)
+
+
+async def test_snapshot_over_one_item_is_split_and_read_back_whole(
+    store: DynamoDBEventStore,
+) -> None:
+    data = {"blob": "y" * 1_500_000}  # ~4 chunks of 350 KB
+    await store.save_snapshot(es.Snapshot("Agg-1", 7, "State", data))
+    loaded = await store.load_snapshot("Agg-1")
+    assert loaded == es.Snapshot("Agg-1", 7, "State", data)
+    # A smaller, newer snapshot replaces it (the old chunks are ignored, not read).
+    await store.save_snapshot(es.Snapshot("Agg-1", 8, "State", {"small": True}))
+    assert await store.load_snapshot("Agg-1") == es.Snapshot("Agg-1", 8, "State", {"small": True})
+
+
+async def test_snapshot_over_the_transaction_limit_is_refused_clearly(
+    store: DynamoDBEventStore,
+) -> None:
+    too_big = {"blob": "z" * (store.capabilities.max_snapshot_bytes + 1)}
+    with pytest.raises(es.InvalidEventError, match=r"snapshot\.data"):
+        await store.save_snapshot(es.Snapshot("Agg-2", 1, "State", too_big))
+    assert await store.load_snapshot("Agg-2") is None
+
+
+async def test_an_older_snapshot_saved_late_does_not_replace_a_newer_one(
+    store: DynamoDBEventStore,
+) -> None:
+    await store.save_snapshot(es.Snapshot("Agg-3", 5, "State", {"v": 5}))
+    await store.save_snapshot(es.Snapshot("Agg-3", 4, "State", {"v": 4, "pad": "p" * 500_000}))
+    loaded = await store.load_snapshot("Agg-3")
+    assert loaded is not None
+    assert loaded.data == {"v": 5}
+
+
+# -- conflicts and retries -------------------------------------------------------------------
+
+
+def _cancelled(n_actions: int, code: str) -> ClientError:
+    """The exact error botocore raises for a cancelled transaction."""
+    reasons = [{"Code": "None"}] * n_actions
+    reasons[1] = {"Code": code, "Message": "Transaction is ongoing for the item"}
+    return ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": f"[{code}]"},
+            "CancellationReasons": reasons,
+        },
+        "TransactWriteItems",
+    )
+
+
+async def test_transaction_conflict_is_retried_then_succeeds(
+    store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DynamoDB Local serialises transactions, so it never reports TransactionConflict by
+    # itself: the first two attempts are refused the way AWS refuses them, then the real call
+    # goes through to the engine.
+    real = store._client.transact_write_items
+    calls = 0
+
+    async def conflicting(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise _cancelled(len(kwargs["TransactItems"]), "TransactionConflict")
+        return await real(**kwargs)
+
+    monkeypatch.setattr(store._client, "transact_write_items", conflicting)
+    result = await store.append("Conflict-1", _events(2), expected_version=es.NO_STREAM)
+    assert calls == 3
+    assert result.version == 2
+    assert [e.version for e in await _all(store)] == [1, 2]
+
+
+async def test_conflicts_beyond_retry_timeout_raise_backend_unavailable(
+    table_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with es.connect(table_url, retry_timeout=0.3) as store:
+        await store.setup()
+        assert isinstance(store, DynamoDBEventStore)
+
+        async def always_conflicting(**kwargs: Any) -> Any:
+            raise _cancelled(len(kwargs["TransactItems"]), "TransactionConflict")
+
+        monkeypatch.setattr(store._client, "transact_write_items", always_conflicting)
+        with pytest.raises(es.BackendUnavailableError, match="TransactionConflict") as caught:
+            await store.append("Conflict-2", _events(1))
+        assert caught.value.maybe_applied is False
+
+
+async def test_throttling_is_retried(
+    store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = store._client.transact_write_items
+    calls = 0
+
+    async def throttled(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
+                "TransactWriteItems",
+            )
+        return await real(**kwargs)
+
+    monkeypatch.setattr(store._client, "transact_write_items", throttled)
+    assert (await store.append("Throttle-1", _events(1))).version == 1
+    assert calls == 2
+
+
+async def test_retry_after_a_lost_answer_returns_the_original_result(
+    store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first attempt commits but its answer is lost; the retry fails on the id guards,
+    # which the adapter reads back as "already written": one copy, the original result.
+    from botocore.exceptions import ReadTimeoutError
+
+    real = store._client.transact_write_items
+    calls = 0
+
+    async def lost_answer(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        answer = await real(**kwargs)
+        if calls == 1:
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+        return answer
+
+    monkeypatch.setattr(store._client, "transact_write_items", lost_answer)
+    result = await store.append("Lost-1", _events(3), expected_version=es.NO_STREAM)
+    assert (result.version, str(result.position)) == (3, "3")
+    assert len(await _all(store)) == 3
+
+
+async def test_stale_head_cache_only_costs_a_retry(table_url: str) -> None:
+    async with es.connect(table_url) as one, es.connect(table_url) as two:
+        await one.setup()
+        await one.append("Shared-1", _events(1))  # ``one`` caches version 1
+        await two.append("Shared-1", _events(2))  # the stream moves to 3 behind its back
+        result = await one.append("Shared-1", _events(1))
+        assert result.version == 4
+        with pytest.raises(es.ConcurrencyError) as caught:
+            await one.append("Shared-1", _events(1), expected_version=2)
+        assert caught.value.actual == 4
+
+
+# -- global order ----------------------------------------------------------------------------
+
+
+async def test_reader_stops_before_a_position_that_is_still_committing(
+    store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_HOLE_WAIT", 0.2)
+    await store.append("Hole-1", _events(2))
+    # Make positions 3 and 4 look like a transaction caught half-applied: the counter says 4,
+    # position 4 is visible, position 3 not yet (possible on AWS, where Query is only
+    # read-committed per item).
+    [first, second] = await _all(store)
+    item = await store._get(keys.all_key(2))
+    assert item is not None
+    client = store._client
+    for position in (4, 3):
+        body = item | keys.all_key(position) | {"pos": {"N": str(position)}}
+        body["id"] = {"S": str(uuid.uuid4())}
+        if position == 4:
+            await client.put_item(TableName=store.table, Item=body)
+            await client.put_item(
+                TableName=store.table, Item=keys.COUNTER_KEY | {"pos": {"N": "4"}}
+            )
+            # Only 1 and 2 may come back: 4 is after the hole.
+            assert [str(e.position) for e in await _all(store)] == ["1", "2"]
+            assert [str(e.position) for e in await _all(store, after=second.position)] == []
+        else:
+            await client.put_item(TableName=store.table, Item=body)
+    assert [str(e.position) for e in await _all(store, after=first.position)] == ["2", "3", "4"]
+
+
+def _writer_process(url: str, stream_ids: list[str], appends: int, seed: int) -> None:
+    async def run() -> None:
+        async with es.connect(url) as store:
+            for i in range(appends):
+                stream = stream_ids[(seed + i) % len(stream_ids)]
+                await store.append(stream, [es.NewEvent("Raced", {"w": seed, "i": i})] * 1)
+
+    asyncio.run(run())
+
+
+def _exact_writer_process(url: str, stream_id: str, attempts: int, out: Any) -> None:
+    async def run() -> int:
+        won = 0
+        async with es.connect(url) as store:
+            for _ in range(attempts):
+                version = await store.stream_version(stream_id)
+                try:
+                    await store.append(stream_id, _events(1), expected_version=version)
+                    won += 1
+                except es.ConcurrencyError:
+                    pass
+        return won
+
+    out.put(asyncio.run(run()))
+
+
+@pytest.mark.slow
+async def test_writer_processes_get_dense_positions_and_versions(store: DynamoDBEventStore) -> None:
+    url = store.url
+    streams = ["Race-a", "Race-b", "Race-c"]
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_writer_process, args=(url, streams, 15, seed)) for seed in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        await asyncio.to_thread(worker.join, 120)
+        assert worker.exitcode == 0
+    events = await _all(store)
+    assert [e.position.parts[0] for e in events] == list(range(1, 61))
+    for stream in streams:
+        versions = [e.version for e in events if e.stream_id == stream]
+        assert versions == list(range(1, len(versions) + 1))
+        assert await store.stream_version(stream) == len(versions)
+
+
+@pytest.mark.slow
+async def test_exact_expected_version_holds_across_writer_processes(
+    store: DynamoDBEventStore,
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [
+        context.Process(target=_exact_writer_process, args=(store.url, "Exact-1", 10, results))
+        for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        await asyncio.to_thread(worker.join, 120)
+        assert worker.exitcode == 0
+    won = sum(results.get(timeout=5) for _ in workers)
+    assert await store.stream_version("Exact-1") == won
+    assert [e.version async for e in store.read_stream("Exact-1")] == list(range(1, won + 1))
+
+
+# -- setup and wake-ups ----------------------------------------------------------------------
+
+
+async def test_setup_creates_the_table_once_even_when_run_concurrently(table_url: str) -> None:
+    stores = [es.connect(table_url) for _ in range(4)]
+    for opened in stores:
+        await opened.open()
+    try:
+        await asyncio.gather(*(opened.setup() for opened in stores))
+        await stores[0].setup()  # and again, later
+        first = stores[0]
+        assert isinstance(first, DynamoDBEventStore)
+        described = await first._client.describe_table(TableName=first.table)
+        table = described["Table"]
+        assert table["TableStatus"] == "ACTIVE"
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        await first.append("Setup-1", _events(1))
+    finally:
+        for opened in stores:
+            await opened.close()
+
+
+async def test_a_table_with_another_key_schema_is_refused(ddb_url: str) -> None:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    async with es.connect(with_table(ddb_url, name)) as opened:
+        assert isinstance(opened, DynamoDBEventStore)
+        await opened._client.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        with pytest.raises(es.ConfigurationError, match="key schema"):
+            await opened.setup()
+
+
+async def test_a_bad_table_name_is_a_configuration_error() -> None:
+    with pytest.raises(es.ConfigurationError, match="table name"):
+        es.connect("dynamodb://x?region=us-east-1")
+
+
+async def test_a_missing_table_says_to_run_setup(table_url: str) -> None:
+    async with es.connect(table_url) as opened:
+        with pytest.raises(es.EventStoreError, match=r"setup\(\)"):
+            await opened.stream_version("Nothing-1")
+
+
+async def test_another_process_commit_wakes_a_subscription_without_the_fallback_poll(
+    table_url: str,
+) -> None:
+    # Two connections stand for two processes: each has its own notifier. With a 30 s
+    # fallback poll, only the counter watcher can deliver within the deadline.
+    async with (
+        es.connect(table_url, poll_interval=30, watch_interval=0.05) as reader,
+        es.connect(table_url) as writer,
+    ):
+        await reader.setup()
+        async with reader.subscribe() as subscription:
+            iterator = aiter(subscription)
+            waiting = asyncio.ensure_future(anext(iterator))
+            await asyncio.sleep(0.3)  # the subscription is live and waiting
+            started = time.monotonic()
+            await writer.append("Wake-1", _events(1))
+            event = await asyncio.wait_for(waiting, timeout=5)
+            latency = time.monotonic() - started
+        assert event.stream_id == "Wake-1"
+        assert latency < 1.0
