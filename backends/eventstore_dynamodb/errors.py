@@ -115,7 +115,7 @@ class Backoff:
     the same race, which is what contention on the global counter needs.
     """
 
-    def __init__(self, timeout: float, base: float = 0.005, cap: float = 0.5) -> None:
+    def __init__(self, timeout: float, base: float = 0.005, cap: float = 0.1) -> None:
         self._deadline = time.monotonic() + timeout
         self._base = base
         self._cap = cap

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import re
 import time
 from collections import OrderedDict
@@ -363,13 +364,14 @@ class DynamoDBEventStore(EventStore):
                             "its head item; the table was changed outside eventstore"
                         ) from error
                     if set(codes) <= {"None", "ConditionalCheckFailed"}:
-                        # A fresh value came back: retry at once, unless the deadline passed.
+                        # A fresh value came back, so another writer made progress: retry at
+                        # once (sleeping would only lower the table's throughput), with a
+                        # jitter of a few ms to break lockstep between writers.
                         if backoff.expired:
                             raise _gave_up(codes, backoff) from error
-                        if backoff.attempts > 3:
-                            await backoff.wait()
-                        else:
-                            backoff.attempts += 1
+                        backoff.attempts += 1
+                        if backoff.attempts > 2:
+                            await asyncio.sleep(random.uniform(0, min(0.02, 0.002 * backoff.attempts)))
                         continue
                     # TransactionConflict (another transaction holds one of the items),
                     # ThrottlingError, ... : back off and try again.
