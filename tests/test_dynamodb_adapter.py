@@ -19,7 +19,6 @@ import pytest
 from botocore.exceptions import ClientError
 from eventstore_dynamodb import DynamoDBEventStore
 from eventstore_dynamodb import items as keys
-from eventstore_dynamodb import store as store_module
 from services.dynamodb import dynamodb_url, with_table
 
 import eventstore_core as es
@@ -79,11 +78,11 @@ async def test_batch_over_the_4mb_transaction_limit_is_refused_naming_it(
 async def test_batch_over_the_100_action_limit_is_refused_before_sending(
     store: DynamoDBEventStore,
 ) -> None:
-    assert store.capabilities.max_append_events == 32  # 2 + 3 * 32 = 98 actions
+    assert store.capabilities.max_append_events == 33  # 1 + 3 * 33 = 100 actions
     with pytest.raises(es.InvalidEventError, match="max_append_events"):
-        await store.append("Many-1", _events(33))
-    result = await store.append("Many-1", _events(32))
-    assert result.version == 32
+        await store.append("Many-1", _events(34))
+    result = await store.append("Many-1", _events(33))
+    assert result.version == 33
 
 
 async def test_the_largest_event_allowed_fits_one_item(store: DynamoDBEventStore) -> None:
@@ -244,32 +243,123 @@ async def test_stale_head_cache_only_costs_a_retry(table_url: str) -> None:
 # -- global order ----------------------------------------------------------------------------
 
 
-async def test_reader_stops_before_a_position_that_is_still_committing(
+async def _raw_reserve(store: DynamoDBEventStore, n: int) -> int:
+    """Reserve positions the way a writer does, then never commit: a crashed writer."""
+    answer = await store._client.update_item(
+        TableName=store.table,
+        Key=keys.COUNTER_KEY,
+        UpdateExpression="ADD pos :n",
+        ExpressionAttributeValues={":n": {"N": str(n)}},
+        ReturnValues="UPDATED_NEW",
+    )
+    return int(answer["Attributes"]["pos"]["N"])
+
+
+async def test_reader_never_passes_a_reserved_position_until_it_is_filled(
+    table_url: str,
+) -> None:
+    async with es.connect(table_url, hole_timeout=60) as store:
+        assert isinstance(store, DynamoDBEventStore)
+        await store.setup()
+        await store.append("Hole-1", _events(2))
+        [first, second] = await _all(store)
+        # Positions 3 and 4 reserved by a writer still committing; 4 is visible, 3 not yet
+        # (writers commit out of order; on AWS a Query may also see a transaction half-applied).
+        assert await _raw_reserve(store, 2) == 4
+        item = await store._get(keys.all_key(2))
+        assert item is not None
+
+        def at(position: int) -> dict[str, Any]:
+            body = item | keys.all_key(position) | {"pos": {"N": str(position)}}
+            return body | {"id": {"S": str(uuid.uuid4())}}
+
+        await store._client.put_item(TableName=store.table, Item=at(4))
+        assert [str(e.position) for e in await _all(store)] == ["1", "2"]
+        assert await _all(store, after=second.position) == []
+        await store._client.put_item(TableName=store.table, Item=at(3))
+        assert [str(e.position) for e in await _all(store, after=first.position)] == [
+            "2",
+            "3",
+            "4",
+        ]
+
+
+async def test_a_crashed_writers_position_is_voided_after_hole_timeout(table_url: str) -> None:
+    async with es.connect(table_url, hole_timeout=0.3) as store:
+        assert isinstance(store, DynamoDBEventStore)
+        await store.setup()
+        await store.append("Crash-1", _events(1))
+        crashed = await _raw_reserve(store, 1)
+        await store.append("Crash-1", _events(1))
+        assert [e.version for e in await _all(store)] == [1]  # waits at the hole
+        await asyncio.sleep(0.35)
+        assert [e.version for e in await _all(store)] == [1, 2]  # voided, read on
+        # Should the writer wake up now, its event cannot land behind the readers any more.
+        with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+            await store._client.put_item(
+                TableName=store.table,
+                Item=keys.all_key(crashed) | {"late": {"BOOL": True}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+
+
+async def test_a_writer_whose_positions_were_voided_retries_at_new_ones(
     store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_HOLE_WAIT", 0.2)
-    await store.append("Hole-1", _events(2))
-    # Make positions 3 and 4 look like a transaction caught half-applied: the counter says 4,
-    # position 4 is visible, position 3 not yet (possible on AWS, where Query is only
-    # read-committed per item).
-    [first, second] = await _all(store)
-    item = await store._get(keys.all_key(2))
-    assert item is not None
-    client = store._client
-    for position in (4, 3):
-        body = item | keys.all_key(position) | {"pos": {"N": str(position)}}
-        body["id"] = {"S": str(uuid.uuid4())}
-        if position == 4:
-            await client.put_item(TableName=store.table, Item=body)
-            await client.put_item(
-                TableName=store.table, Item=keys.COUNTER_KEY | {"pos": {"N": "4"}}
-            )
-            # Only 1 and 2 may come back: 4 is after the hole.
-            assert [str(e.position) for e in await _all(store)] == ["1", "2"]
-            assert [str(e.position) for e in await _all(store, after=second.position)] == []
-        else:
-            await client.put_item(TableName=store.table, Item=body)
-    assert [str(e.position) for e in await _all(store, after=first.position)] == ["2", "3", "4"]
+    stolen = await _raw_reserve(store, 1)
+    await store._void([stolen])  # a reader gave up waiting for this writer
+    real = store._reserve
+    reservations: list[int] = []
+
+    async def slow_writer(n: int) -> int:
+        last = stolen if not reservations else await real(n)
+        reservations.append(last)
+        return last
+
+    monkeypatch.setattr(store, "_reserve", slow_writer)
+    result = await store.append("Late-1", _events(1))
+    assert reservations == [stolen, stolen + 1]
+    assert str(result.position) == str(stolen + 1)
+    assert [e.stream_id for e in await _all(store)] == ["Late-1"]
+
+
+async def test_a_stream_never_commits_a_version_at_an_earlier_position(
+    store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer reserves position p, stalls, and meanwhile the stream gets an event at p + 1;
+    # committing the next version at p would put the stream out of global order.
+    await store.append("Order-1", _events(1))
+    early = await _raw_reserve(store, 1)
+    real = store._reserve
+    reservations: list[int] = []
+
+    async def stalled(n: int) -> int:
+        last = early if not reservations else await real(n)
+        reservations.append(last)
+        return last
+
+    await store.append("Order-1", _events(1))  # version 2, at early + 1
+    monkeypatch.setattr(store, "_reserve", stalled)
+    result = await store.append("Order-1", _events(1), expected_version=2)
+    assert reservations == [early, early + 2]
+    assert result.version == 3
+    assert [e.version for e in await _all(store) if e.stream_id == "Order-1"] == [1, 2, 3]
+
+
+async def test_a_refused_append_voids_its_positions_at_once(table_url: str) -> None:
+    # With a long hole_timeout, only the writer's own voids let readers past its positions.
+    async with es.connect(table_url, hole_timeout=60) as store:
+        await store.setup()
+        await store.append("Refused-1", _events(1))
+        with pytest.raises(es.ConcurrencyError):
+            await store.append("Refused-1", _events(1), expected_version=5)
+        batch = _events(1)
+        await store.append("Refused-2", batch)
+        await store.append("Refused-2", batch)  # idempotent retry: reserves, then voids
+        await store.append("Refused-3", _events(1))
+        started = time.monotonic()
+        assert [e.stream_id for e in await _all(store)] == ["Refused-1", "Refused-2", "Refused-3"]
+        assert time.monotonic() - started < 5
 
 
 def _writer_process(url: str, stream_ids: list[str], appends: int, seed: int) -> None:
@@ -299,7 +389,9 @@ def _exact_writer_process(url: str, stream_id: str, attempts: int, out: Any) -> 
 
 
 @pytest.mark.slow
-async def test_writer_processes_get_dense_positions_and_versions(store: DynamoDBEventStore) -> None:
+async def test_writer_processes_get_ordered_positions_and_dense_versions(
+    store: DynamoDBEventStore,
+) -> None:
     url = store.url
     streams = ["Race-a", "Race-b", "Race-c"]
     context = multiprocessing.get_context("spawn")
@@ -312,7 +404,9 @@ async def test_writer_processes_get_dense_positions_and_versions(store: DynamoDB
         await asyncio.to_thread(worker.join, 120)
         assert worker.exitcode == 0
     events = await _all(store)
-    assert [e.position.parts[0] for e in events] == list(range(1, 61))
+    positions = [e.position for e in events]
+    assert len(events) == 60
+    assert positions == sorted(set(positions))
     for stream in streams:
         versions = [e.version for e in events if e.stream_id == stream]
         assert versions == list(range(1, len(versions) + 1))

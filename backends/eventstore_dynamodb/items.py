@@ -2,10 +2,10 @@
 
 | item | ``pk`` | ``sk`` | attributes |
 |---|---|---|---|
-| global counter | ``$all`` | 0 | ``pos``: the last global position handed out |
-| stream head | ``s#<stream id>`` | 0 | ``ver``: the stream's version |
+| global counter | ``$all`` | 0 | ``pos``: the last global position reserved |
+| stream head | ``s#<stream id>`` | 0 | ``ver``: the stream's version; ``last``: its last position |
 | stream event | ``s#<stream id>`` | version | the event (see :func:`event_attributes`) |
-| global event | ``a#<bucket>`` | position | the event again, plus ``sid`` and ``cat`` |
+| global event | ``a#<bucket>`` | position | the event again; or ``void`` if it never will be |
 | event-id guard | ``e#<event id>`` | 0 | ``sid``, ``ver``, ``pos``: where the id was written |
 | checkpoint | ``c#<name>`` | 0 | ``p``: the position token |
 | snapshot header | ``n#<stream id>`` | 0 | ``ver``, ``type``, ``gen``, ``chunks``, maybe ``d`` |
