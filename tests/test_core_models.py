@@ -1,0 +1,114 @@
+"""The value types: positions and their tokens, filters, events, errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import eventstore_core as es
+from eventstore_core.store import check_expected_version, idempotent_result
+from eventstore_core.validation import prepare_batch
+
+
+def test_position_token_round_trips_and_orders_like_the_position() -> None:
+    a, b = es.Position((5, 2)), es.Position((5, 10))
+    assert a < b
+    assert b > a
+    assert a != b
+    assert es.Position.parse(str(a)) == a
+    assert str(b) == "5:10"
+    assert sorted([b, a]) == [a, b]
+    assert len({a, es.Position.parse("5:2")}) == 1
+
+
+@pytest.mark.parametrize("token", ["", "x", "1:", "-1", "1.5", "1: 2"])
+def test_malformed_position_tokens_are_invalid(token: str) -> None:
+    with pytest.raises(es.InvalidEventError):
+        es.Position.parse(token)
+
+
+def test_event_filter_matches_by_type_and_category() -> None:
+    f = es.EventFilter(event_types=["OrderPlaced"], categories=["Order"])
+    assert f.matches("Order-42", "OrderPlaced")
+    assert not f.matches("Order-42", "OrderShipped")
+    assert not f.matches("Invoice-42", "OrderPlaced")
+    assert es.EventFilter(categories=["Order"]).matches("Order", "X")
+
+
+def test_event_filter_rejects_a_bare_string() -> None:
+    with pytest.raises(es.InvalidEventError, match="event_types"):
+        es.EventFilter(event_types="OrderPlaced")
+
+
+def test_new_event_is_frozen_with_fresh_ids() -> None:
+    a, b = es.NewEvent("T", {}), es.NewEvent("T", {})
+    assert a.id != b.id
+    with pytest.raises(AttributeError):
+        a.type = "U"  # type: ignore[misc]
+
+
+def test_errors_share_one_base_and_keep_their_fields_through_pickle() -> None:
+    error = es.ConcurrencyError("Order-1", es.NO_STREAM, 3)
+    assert es.WrongExpectedVersionError is es.ConcurrencyError
+    assert isinstance(error, es.EventStoreError)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.stream_id, copy.expected, copy.actual) == ("Order-1", es.NO_STREAM, 3)
+    assert issubclass(es.InvalidEventError, ValueError)
+    unavailable = pickle.loads(pickle.dumps(es.BackendUnavailableError("x", maybe_applied=True)))
+    assert unavailable.maybe_applied
+    assert "may have been applied" in str(unavailable)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "ok"),
+    [
+        (es.ANY, 0, True),
+        (es.ANY, 5, True),
+        (es.NO_STREAM, 0, True),
+        (es.NO_STREAM, 1, False),
+        (es.STREAM_EXISTS, 0, False),
+        (es.STREAM_EXISTS, 2, True),
+        (0, 0, True),
+        (3, 3, True),
+        (3, 4, False),
+    ],
+)
+def test_expected_version_has_one_meaning(
+    expected: es.ExpectedVersion, actual: int, ok: bool
+) -> None:
+    if ok:
+        check_expected_version("S-1", expected, actual)
+    else:
+        with pytest.raises(es.ConcurrencyError):
+            check_expected_version("S-1", expected, actual)
+
+
+def _recorded(stream_id: str, version: int, event: es.NewEvent) -> es.RecordedEvent:
+    from datetime import UTC, datetime
+
+    return es.RecordedEvent(
+        stream_id,
+        version,
+        es.Position((version,)),
+        event.id,
+        event.type,
+        {},
+        {},
+        None,
+        None,
+        datetime.now(UTC),
+    )
+
+
+def test_idempotent_result_accepts_only_the_same_batch_on_the_same_stream() -> None:
+    a, b = es.NewEvent("A", {}), es.NewEvent("B", {})
+    batch = prepare_batch([a, b], max_event_bytes=1000, max_append_events=10)
+    stored = [_recorded("S-1", 4, a), _recorded("S-1", 5, b)]
+    assert idempotent_result("S-1", batch, stored) == es.AppendResult(5, es.Position((5,)))
+    with pytest.raises(es.DuplicateEventIdError):
+        idempotent_result("S-2", batch, stored)
+    with pytest.raises(es.DuplicateEventIdError):
+        idempotent_result("S-1", batch, stored[:1])  # partial overlap
+    with pytest.raises(es.DuplicateEventIdError):
+        idempotent_result("S-1", batch, [stored[0], _recorded("S-1", 7, b)])  # not contiguous
