@@ -1,0 +1,39 @@
+"""The eventstore-core conformance suite, shipped as a pytest plugin.
+
+Run it against any store::
+
+    pytest -p eventstore_conformance --eventstore-url sqlite:///./conformance.db
+
+``-p eventstore_conformance`` imports this package, which is the plugin: its hooks and
+fixtures live in :mod:`eventstore_conformance.plugin` and are re-exported here. The tests are
+in :mod:`eventstore_conformance.suite`; :func:`requires` marks a test with the capabilities
+it needs.
+"""
+
+from eventstore_conformance.harness import StoreContext, requires, store_test
+from eventstore_conformance.plugin import (
+    STRUCTURAL_CAPABILITIES,
+    SUITE_DIR,
+    eventstore_capabilities,
+    eventstore_requirements,
+    eventstore_url,
+    pytest_addoption,
+    pytest_collect_file,
+    pytest_configure,
+    pytest_load_initial_conftests,
+)
+
+__all__ = [
+    "STRUCTURAL_CAPABILITIES",
+    "SUITE_DIR",
+    "StoreContext",
+    "eventstore_capabilities",
+    "eventstore_requirements",
+    "eventstore_url",
+    "pytest_addoption",
+    "pytest_collect_file",
+    "pytest_configure",
+    "pytest_load_initial_conftests",
+    "requires",
+    "store_test",
+]

@@ -1,0 +1,150 @@
+"""The pytest hooks and fixtures of the conformance suite.
+
+``pytest -p eventstore_conformance --eventstore-url URL`` (with no test paths) collects the
+suite's own test modules, so an adapter author needs no file of their own. A project that
+runs the suite among its tests re-exports it instead (``from eventstore_conformance.suite
+import *``) and overrides the ``eventstore_url`` fixture, for example parametrized over
+backends.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import pytest
+
+import eventstore_core as es
+from eventstore_conformance.harness import MARKER_NAME
+
+__all__ = [
+    "STRUCTURAL_CAPABILITIES",
+    "SUITE_DIR",
+    "eventstore_capabilities",
+    "eventstore_requirements",
+    "eventstore_url",
+    "pytest_addoption",
+    "pytest_collect_file",
+    "pytest_configure",
+    "pytest_load_initial_conftests",
+]
+
+#: The directory of the suite's test modules.
+SUITE_DIR = Path(__file__).resolve().parent / "suite"
+
+#: Capabilities whose absence makes a test meaningless rather than expected to fail: such
+#: tests skip (with the reason) instead of running as strict xfail.
+STRUCTURAL_CAPABILITIES = frozenset({"shared_across_processes", "durable"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--eventstore-url`` and ``--eventstore-timeout``."""
+    group = parser.getgroup("eventstore", "eventstore-core conformance suite")
+    group.addoption(
+        "--eventstore-url",
+        dest="eventstore_url",
+        default=None,
+        metavar="URL",
+        help="run the eventstore-core conformance suite against the store at URL "
+        "(for example sqlite:///./conformance.db); with no test paths, the suite is collected",
+    )
+    group.addoption(
+        "--eventstore-timeout",
+        dest="eventstore_timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="fail a conformance test that runs longer than this (default: 60)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    """With ``--eventstore-url`` and no test paths, collect the suite's own test modules.
+
+    Runs only when the plugin is loaded with ``-p`` (or ``PYTEST_PLUGINS``), before the
+    command line is parsed for good: adding the suite's directory to ``args`` here is what
+    ``pytest <dir>`` would do, and takes precedence over the project's ``testpaths``.
+    """
+    namespace = early_config.known_args_namespace
+    if getattr(namespace, "eventstore_url", None) and not namespace.file_or_dir:
+        args.append(str(SUITE_DIR))
+        namespace.file_or_dir = [str(SUITE_DIR)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the capability marker."""
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER_NAME}(**capabilities): the conformance test holds only for stores with these "
+        "capabilities; others run it as xfail(strict=True), or skip it for structural limits",
+    )
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """Collect the suite's modules even when the project's ``python_files`` would not."""
+    if file_path.parent != SUITE_DIR or file_path.suffix != ".py":
+        return None
+    if not file_path.name.startswith("test_"):
+        return None
+    patterns = parent.config.getini("python_files")
+    if any(fnmatch.fnmatch(file_path.name, p) for p in patterns if "/" not in p):
+        return None  # pytest's own collector takes it
+    if parent.session.isinitpath(file_path):
+        return None  # named on the command line: pytest collects it whatever the patterns
+    module: pytest.Module = pytest.Module.from_parent(parent, path=file_path)
+    return module
+
+
+@pytest.fixture(scope="session")
+def eventstore_url(pytestconfig: pytest.Config) -> str:
+    """The URL of the store under test: ``--eventstore-url``.
+
+    Override this fixture (for example parametrized over backends) to run the suite from a
+    project's own tests.
+    """
+    url: str | None = pytestconfig.getoption("eventstore_url", None)
+    if not url:
+        pytest.fail(
+            "the eventstore conformance suite needs a store: pass --eventstore-url URL "
+            "or override the eventstore_url fixture",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def eventstore_capabilities(eventstore_url: str) -> es.Capabilities:
+    """The capabilities the store under test declares (read without any I/O)."""
+    return es.connect(eventstore_url).capabilities
+
+
+@pytest.fixture(autouse=True)
+def eventstore_requirements(request: pytest.FixtureRequest) -> None:
+    """Apply ``@requires(...)``: strict xfail when capabilities fall short, or skip.
+
+    A backend that declares a limit it does not have makes the test pass unexpectedly, which
+    strict xfail reports as a failure: declarations are held to what the backend does.
+    """
+    markers = list(request.node.iter_markers(MARKER_NAME))
+    if not markers:
+        return
+    capabilities: es.Capabilities = request.getfixturevalue("eventstore_capabilities")
+    required: dict[str, object] = {}
+    for marker in markers:
+        required.update(marker.kwargs)
+    structural = {k: v for k, v in required.items() if k in STRUCTURAL_CAPABILITIES}
+    problems = capabilities.shortfalls(structural)
+    if problems:
+        pytest.skip("not applicable to this store: " + "; ".join(problems))
+    problems = capabilities.shortfalls(required)
+    if problems:
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="the store declares: " + "; ".join(problems)
+                + " (if this passes, the declaration is stale: declare the capability)",
+            )
+        )

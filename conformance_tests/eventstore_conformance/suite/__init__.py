@@ -1,0 +1,14 @@
+"""The conformance tests, one rule of API.md per test.
+
+A project runs them among its own tests with a module holding only::
+
+    from eventstore_conformance.suite import *  # noqa: F403
+
+and an ``eventstore_url`` fixture (the plugin's reads ``--eventstore-url``).
+"""
+
+from eventstore_conformance.suite.test_append import *  # noqa: F403
+from eventstore_conformance.suite.test_connect import *  # noqa: F403
+from eventstore_conformance.suite.test_errors import *  # noqa: F403
+
+__all__ = sorted(name for name in dict(globals()) if name.startswith("test_"))  # noqa: PLE0605

@@ -1,0 +1,115 @@
+"""Shared test configuration: the conformance plugin, and one store URL per backend.
+
+``eventstore_url`` (the fixture the conformance suite asks for) is parametrized over the
+backends, so ``tests/test_conformance_suite.py`` runs the whole suite against each; test ids
+end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``. Choose backends with
+``--backends memory,sqlite`` (or ``EVENTSTORE_TEST_BACKENDS``), or ``-k sqlite``; run the
+suite against any other store with ``--eventstore-url URL``.
+
+Services start lazily, once per session, and only when a selected test needs them: the
+``postgres_url`` and ``dynamodb_url`` fixtures (also used by the adapters' own tests) wrap
+``tests/services/``. A backend whose adapter is not importable yet is skipped unless it was
+selected explicitly, in which case its tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from eventstore_core.errors import ConfigurationError
+from eventstore_core.registry import load_backend
+
+pytest_plugins = ["eventstore_conformance"]
+
+#: Backend name (the test id) -> URL scheme.
+BACKENDS = {
+    "memory": "memory",
+    "sqlite": "sqlite",
+    "postgres": "postgresql",
+    "dynamodb": "dynamodb",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--backends``."""
+    parser.addoption(
+        "--backends",
+        dest="eventstore_backends",
+        default=os.environ.get("EVENTSTORE_TEST_BACKENDS"),
+        metavar="NAMES",
+        help=f"comma-separated backends to run the conformance suite on ({', '.join(BACKENDS)}; "
+        "default: all whose adapter is installed)",
+    )
+
+
+def _selected_backends(config: pytest.Config) -> tuple[list[str], bool]:
+    """The chosen backend names, and whether they were chosen explicitly."""
+    option: str | None = config.getoption("eventstore_backends", None)
+    if not option:
+        return list(BACKENDS), False
+    names = [name.strip() for name in option.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown:
+        raise pytest.UsageError(
+            f"--backends: unknown backend(s) {', '.join(unknown)} (known: {', '.join(BACKENDS)})"
+        )
+    return names, True
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize every test that uses ``eventstore_url`` over the selected backends."""
+    if "eventstore_url" not in metafunc.fixturenames:
+        return
+    if metafunc.config.getoption("eventstore_url", None):
+        names = ["custom"]
+    else:
+        names, _ = _selected_backends(metafunc.config)
+    metafunc.parametrize("eventstore_url", names, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the session (started on first use)."""
+    from services.postgres import postgres_url as start_postgres
+
+    with start_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dynamodb_url() -> Iterator[str]:
+    """A DynamoDB engine for the session (started on first use)."""
+    from services.dynamodb import dynamodb_url as start_dynamodb
+
+    with start_dynamodb() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of the store the conformance suite runs against, for the backend in param."""
+    backend: str = request.param
+    if backend == "custom":
+        url: str = request.config.getoption("eventstore_url")
+        return url
+    try:
+        load_backend(BACKENDS[backend])
+    except ConfigurationError as error:
+        if _selected_backends(request.config)[1]:
+            pytest.fail(f"backend {backend!r} was selected but cannot be loaded: {error}")
+        pytest.skip(f"backend {backend!r} is not available: {error}")
+    if backend == "memory":
+        # A named memory store is shared by every connection of the process; memory://
+        # alone would give each connect a fresh, empty store.
+        return "memory://conformance"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/conformance.db"
+    if backend == "postgres":
+        pg: str = request.getfixturevalue("postgres_url")
+        return pg
+    from services.dynamodb import with_table
+
+    return with_table(request.getfixturevalue("dynamodb_url"), "eventstore_conformance")
