@@ -51,7 +51,7 @@ UrlOption = Annotated[
         "--url",
         envvar="EVENTSTORE_URL",
         show_envvar=True,
-        help=f"Store URL, e.g. memory://, postgresql://user@host/db [default: {es.DEFAULT_URL}]",
+        help=f"Store URL, e.g. memory:// or postgresql://user@host/db (default: {es.DEFAULT_URL}).",
     ),
 ]
 SetupOption = Annotated[
@@ -302,7 +302,7 @@ def tail(
             if state.started:
                 where = f", last position {state.last}" if state.last is not None else ""
                 _stderr().print(
-                    Text(f"tail stopped ({state.reason}): {state.delivered} events{where}", "dim"),
+                    Text(f"tail stopped ({state.reason}): {_count(state.delivered)}{where}", "dim"),
                     soft_wrap=True,
                 )
 
@@ -383,6 +383,10 @@ async def _announcing_live(
             # On Ctrl-C or --timeout this generator is cancelled: never leave the read running.
             next_event.cancel()
         yield event
+
+
+def _count(events: int) -> str:
+    return f"{events} event" if events == 1 else f"{events} events"
 
 
 def _print_event(event: es.RecordedEvent, json_output: bool) -> None:

@@ -55,13 +55,13 @@ def event_json(event: RecordedEvent) -> str:
 
 
 def event_line(event: RecordedEvent) -> Text:
-    """One event on one line: position, time, stream@version, type, data, metadata.
+    """One event on one line: position, time (UTC), stream@version, type, data, metadata.
 
     Built as :class:`Text` rather than markup, so brackets in event data are shown verbatim.
     """
     line = Text()
     line.append(f"{event.position!s:>8}", style="cyan")
-    line.append(f"  {event.recorded_at:%Y-%m-%d %H:%M:%S}", style="dim")
+    line.append(f"  {event.recorded_at:%Y-%m-%d %H:%M:%S}Z", style="dim")
     line.append(f"  {event.stream_id}@{event.version}", style="bold")
     line.append(f"  {event.type}", style="green")
     line.append(f"  {_compact(event.data)}")
