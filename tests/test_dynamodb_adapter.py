@@ -500,3 +500,32 @@ async def test_another_process_commit_wakes_a_subscription_without_the_fallback_
             latency = time.monotonic() - started
         assert event.stream_id == "Wake-1"
         assert latency < 1.0
+
+
+async def test_a_subscription_waiting_at_a_hole_sees_its_late_commit_without_the_poll(
+    table_url: str,
+) -> None:
+    # The counter moves at reservation, not at commit: the reader itself must look again.
+    async with es.connect(table_url, poll_interval=30, hole_timeout=60) as store:
+        assert isinstance(store, DynamoDBEventStore)
+        await store.setup()
+        await store.append("Late-0", _events(1))
+        template = await store._get(keys.all_key(1))
+        assert template is not None
+        async with store.subscribe() as subscription:
+            iterator = aiter(subscription)
+            assert (await anext(iterator)).stream_id == "Late-0"
+            hole = await _raw_reserve(store, 1)  # a writer, still committing
+            await store.append("Late-2", _events(1))
+            following = asyncio.ensure_future(anext(iterator))
+            await asyncio.sleep(0.3)
+            assert not following.done()  # never past the hole
+            late = template | keys.all_key(hole) | {"pos": {"N": str(hole)}}
+            await store._client.put_item(
+                TableName=store.table,
+                Item=late | {"sid": {"S": "Late-1"}, "id": {"S": str(uuid.uuid4())}},
+            )
+            started = time.monotonic()
+            assert (await asyncio.wait_for(following, 5)).stream_id == "Late-1"
+            assert (await asyncio.wait_for(anext(iterator), 5)).stream_id == "Late-2"
+            assert time.monotonic() - started < 1.0

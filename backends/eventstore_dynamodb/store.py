@@ -665,6 +665,9 @@ class DynamoDBEventStore(EventStore):
                     await self._void([hole])
                     self._holes.pop(hole, None)
                     continue
+                # The counter moved when the position was reserved and will not move again at
+                # its commit, so no watcher will see that commit: look again shortly ourselves.
+                asyncio.get_running_loop().call_later(0.05, self._notifier.notify)
                 if hole == position:
                     break
                 high = hole - 1  # read up to the hole; the rest comes with a later page
