@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -53,7 +54,7 @@ def ok(*args: str) -> Result:
     return result
 
 
-def json_lines(result: Result) -> list[dict[str, object]]:
+def json_lines(result: Result) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
@@ -222,6 +223,9 @@ def test_tail_with_a_name_resumes_after_its_saved_checkpoint(url: str) -> None:
     assert ok("tail", "--name", "printer", "--timeout", "0.3", "--url", url).stdout == ""
 
 
+TAIL = (sys.executable, "-m", "eventstore_core.cli", "tail")
+
+
 def _sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'live.db'}"
 
@@ -233,8 +237,7 @@ def test_tail_prints_events_committed_while_it_runs_and_ctrl_c_exits_cleanly(
     ok("append", "Order-1", "Before", "{}", "--url", url)
     tail = subprocess.Popen(
         # --timeout only bounds the test if something goes wrong; Ctrl-C is what ends it.
-        [sys.executable, "-m", "eventstore_core.cli", "tail", "--name", "live", "--json"]
-        + ["--timeout", "60", "--url", url],
+        [*TAIL, "--name", "live", "--json", "--timeout", "60", "--url", url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -277,10 +280,11 @@ def test_info_shows_backend_url_options_and_capabilities(url: str) -> None:
 def test_info_json_gives_the_capabilities_of_the_backend(url: str) -> None:
     (info,) = json_lines(ok("info", "--json", "--url", url))
     assert info["backend"] == url.split(":", 1)[0]
-    assert info["capabilities"] == dict(
-        (field, getattr(es.connect(url).capabilities, field))
-        for field in info["capabilities"]  # type: ignore[union-attr]
-    )
+    capabilities = es.connect(url).capabilities
+    assert info["capabilities"] == {
+        field: getattr(capabilities, field) for field in info["capabilities"]
+    }
+    assert info["capabilities"]["max_append_events"] == capabilities.max_append_events
 
 
 def test_info_masks_the_password_of_the_url() -> None:
