@@ -352,8 +352,13 @@ async def _tail(url: str | None, setup: bool, options: _TailOptions, state: _Tai
                         await store.save_checkpoint(name, state.last)
         except TimeoutError:
             if not deadline.expired():
+                state.reason = "error"
                 raise  # a backend's timeout, not --timeout
             state.reason = f"--timeout {options.timeout:g}"
+        except Exception:
+            # Not a cancellation (Ctrl-C), which is a BaseException and keeps "interrupted".
+            state.reason = "error"
+            raise
 
 
 async def _announcing_live(
