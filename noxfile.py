@@ -80,4 +80,4 @@ def types(session: nox.Session) -> None:
 def all_tests(session: nox.Session) -> None:
     """The whole test suite, exactly as README.md and .ci/run run it."""
     _sync(session)
-    session.run("uv", "run", "pytest", *session.posargs, external=True)
+    session.run("uv", "run", "--all-extras", "pytest", *session.posargs, external=True)
