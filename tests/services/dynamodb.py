@@ -92,6 +92,31 @@ def endpoint_of(url: str) -> str | None:
     return dict(parse_qsl(urlsplit(url).query)).get("endpoint_url")
 
 
+def engine_of(url: str) -> str:
+    """Which engine answers at the URL's endpoint: ``moto``, ``dynamodb-local`` or ``aws``.
+
+    Told by the HTTP ``Server`` header (moto runs on Werkzeug, DynamoDB Local on Jetty). Tests
+    that need real transaction isolation skip on moto: its TransactWriteItems takes no lock,
+    and its rollback restores a copy of the whole table over concurrent writes.
+    """
+    endpoint = endpoint_of(url)
+    if endpoint is None:
+        return "aws"
+    request = urllib.request.Request(endpoint, data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            server = answer.headers.get("Server", "")
+    except urllib.error.HTTPError as error:
+        server = error.headers.get("Server", "")
+    except OSError:
+        return "unknown"
+    if "Werkzeug" in server or "moto" in server.lower():
+        return "moto"
+    if "Jetty" in server:
+        return "dynamodb-local"
+    return "unknown"
+
+
 def ensure_dummy_credentials() -> None:
     """Give botocore credentials when the environment has none (local engines accept any)."""
     if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
@@ -305,6 +330,7 @@ __all__ = [
     "cache_dir",
     "dynamodb_url",
     "endpoint_of",
+    "engine_of",
     "ensure_dummy_credentials",
     "install_dynamodb_local",
     "make_url",
