@@ -25,7 +25,10 @@ EVENT_COLUMNS = (
 )
 
 #: Rows below this gate belong to finished transactions only (BACKENDS.md, PostgreSQL).
-GATE = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+#: The sub-select makes it an InitPlan, computed once per statement and usable as the upper
+#: bound of the index range; written bare, the function would run for every row (measured:
+#: half the read throughput).
+GATE = "tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))"
 
 
 def _append(s: str, head: str) -> str:
