@@ -369,25 +369,28 @@ async def _announcing_live(
     Until then, each next event is awaited with a short grace period: if none comes and the
     subscription is live, it is now waiting for new commits, which is worth telling the user.
     """
-    announced = False
-    while True:
-        next_event = asyncio.ensure_future(anext(subscription))
-        try:
-            if not announced:
-                done, _ = await asyncio.wait({next_event}, timeout=0.2)
-                if not done and subscription.is_live:
-                    announced = True
-                    _stderr().print(
-                        Text("caught up; waiting for new events (Ctrl-C to stop)", "dim"),
-                        soft_wrap=True,
-                    )
-            event = await next_event
-        except StopAsyncIteration:
-            return
-        finally:
-            # On Ctrl-C or --timeout this generator is cancelled: never leave the read running.
-            next_event.cancel()
-        yield event
+    next_event = asyncio.ensure_future(anext(subscription))
+    try:
+        # Catching up: each read is a task, so that it can be watched with a grace period.
+        while True:
+            done, _ = await asyncio.wait({next_event}, timeout=0.2)
+            if not done and subscription.is_live:
+                _stderr().print(
+                    Text("caught up; waiting for new events (Ctrl-C to stop)", "dim"),
+                    soft_wrap=True,
+                )
+                break
+            yield await next_event
+            next_event = asyncio.ensure_future(anext(subscription))
+        # Live: finish the pending read, then await the subscription directly.
+        yield await next_event
+        while True:
+            yield await anext(subscription)
+    except StopAsyncIteration:
+        return
+    finally:
+        # Cancelled by Ctrl-C or --timeout while waiting: never leave a read running.
+        next_event.cancel()
 
 
 def _count(events: int) -> str:
