@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import os
 import threading
 import uuid
@@ -58,7 +59,8 @@ def requires(**capabilities: Any) -> pytest.MarkDecorator:
     declarations never go stale. Structural limits, where running is meaningless
     (``shared_across_processes``, ``durable``), skip instead, with the reason.
     """
-    return pytest.mark.eventstore_requires(**capabilities)
+    mark: pytest.MarkDecorator = pytest.mark.eventstore_requires(**capabilities)
+    return mark
 
 
 class StoreContext:
@@ -125,14 +127,14 @@ async def collect(events: AsyncIterator[_T]) -> list[_T]:
 
 
 async def wait_for(
-    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.01
+    condition: Callable[[], bool], within: float, what: str, interval: float = 0.01
 ) -> None:
-    """Wait until ``condition()`` is true; fail the test naming ``what`` after ``timeout``."""
+    """Wait until ``condition()`` is true; fail the test naming ``what`` after ``within`` s."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not condition():
         if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(interval)
 
 
@@ -163,7 +165,7 @@ def ids_of(events: Iterable[es.RecordedEvent | es.NewEvent]) -> list[uuid.UUID]:
 
 def assert_strictly_increasing(positions: Sequence[es.Position], what: str) -> None:
     """Fail unless every position is greater than the one before."""
-    for before, after in zip(positions, positions[1:], strict=False):
+    for before, after in itertools.pairwise(positions):
         assert before < after, f"{what}: position {after} does not come after {before}"
 
 
@@ -210,18 +212,20 @@ async def _run(
     url: str,
     wanted: Sequence[str],
     kwargs: dict[str, Any],
-    timeout: float,
+    limit: float,
 ) -> None:
     store = es.connect(url)
     ctx = StoreContext(url, store)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit) as deadline:
             await store.open()
             await store.setup()
             injected = {"store": store, "ctx": ctx}
             await body(**{name: injected[name] for name in wanted}, **kwargs)
     except TimeoutError:
-        pytest.fail(f"the test did not finish within --eventstore-timeout={timeout}s")
+        if not deadline.expired():
+            raise
+        pytest.fail(f"the test did not finish within --eventstore-timeout={limit}s")
     finally:
         await ctx.aclose()
         await store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -116,7 +117,7 @@ def check_observed(
     extra = set(ids) - expected
     assert not extra, f"{who}: {len(extra)} event(s) seen that no writer reported as committed"
     if total_order:
-        for before, after in zip(events, events[1:], strict=False):
+        for before, after in itertools.pairwise(events):
             assert before.position < after.position, (
                 f"{who}: position {after.position} delivered after {before.position}"
             )
@@ -196,7 +197,9 @@ async def watch_while_writing(
                 ready[1],
             )
         ),
-        asyncio.create_task(observe_pages(readers[2 % len(readers)], after, target, 7, observed["pager"])),
+        asyncio.create_task(
+            observe_pages(readers[2 % len(readers)], after, target, 7, observed["pager"])
+        ),
     ]
     try:
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), settle)

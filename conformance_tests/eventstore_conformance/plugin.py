@@ -144,7 +144,8 @@ def eventstore_requirements(request: pytest.FixtureRequest) -> None:
         request.applymarker(
             pytest.mark.xfail(
                 strict=True,
-                reason="the store declares: " + "; ".join(problems)
+                reason="the store declares: "
+                + "; ".join(problems)
                 + " (if this passes, the declaration is stale: declare the capability)",
             )
         )

@@ -126,7 +126,9 @@ async def run_writer(stores: list[es.EventStore], spec: WriterSpec) -> tuple[lis
     return committed, conflicts
 
 
-async def _process_main(url: str, spec: WriterSpec, barrier: _Barrier) -> tuple[list[Committed], int]:
+async def _process_main(
+    url: str, spec: WriterSpec, barrier: _Barrier
+) -> tuple[list[Committed], int]:
     async with es.connect(url) as store:
         # Start writing together with the other processes, once everyone has connected.
         await asyncio.to_thread(barrier.wait, 120)

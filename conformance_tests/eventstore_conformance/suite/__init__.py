@@ -21,4 +21,4 @@ from eventstore_conformance.suite.test_snapshots_and_checkpoints import *  # noq
 from eventstore_conformance.suite.test_subscriptions import *  # noqa: F403
 from eventstore_conformance.suite.test_validation import *  # noqa: F403
 
-__all__ = sorted(name for name in dict(globals()) if name.startswith("test_"))  # noqa: PLE0605
+__all__ = sorted(name for name in dict(globals()) if name.startswith("test_"))

@@ -30,8 +30,8 @@ async def _race_exact_versions(stores: list[es.EventStore], stream: str) -> tupl
                 try:
                     result = await store.append(stream, [event], expected_version=current)
                 except es.ConcurrencyError as error:
-                    assert error.expected == current
-                    assert error.actual != current, "a conflict at the very version expected"
+                    assert error.expected == current  # noqa: PT017
+                    assert error.actual != current, "a conflict at the expected version"  # noqa: PT017
                     conflicts += 1
                     await asyncio.sleep(0)
                     continue
@@ -146,7 +146,9 @@ async def test_readers_miss_nothing_while_several_connections_commit(ctx: StoreC
             *(
                 run_writer(
                     [w],
-                    WriterSpec(name=f"c{i}", category=ctx.category, hot_stream=hot, tasks=3, appends=8),
+                    WriterSpec(
+                        name=f"c{i}", category=ctx.category, hot_stream=hot, tasks=3, appends=8
+                    ),
                 )
                 for i, w in enumerate(writers)
             )
@@ -176,13 +178,22 @@ async def test_a_subscription_delivers_exactly_once_in_order_under_concurrent_wr
     received: list[es.RecordedEvent] = []
     async with store.subscribe(after=marker, filter=event_filter) as subscription:
         writers = asyncio.gather(
-            *(store.append(stream, [es.NewEvent("Live", {"w": w, "i": i})]) for w in range(4) for i in range(5))
+            *(
+                store.append(stream, [es.NewEvent("Live", {"w": w, "i": i})])
+                for w in range(4)
+                for i in range(5)
+            )
         )
-        async for event in subscription:
-            if event.stream_id == stream:
-                received.append(event)
-            if len(received) == 25:
-                break
-        await writers
+        try:
+            async with asyncio.timeout(15):
+                async for event in subscription:
+                    if event.stream_id == stream:
+                        received.append(event)
+                    if len(received) == 25:
+                        break
+        except TimeoutError:
+            raise AssertionError(f"only {len(received)} of 25 events arrived") from None
+        finally:
+            await asyncio.gather(writers, return_exceptions=True)
     assert [e.version for e in received] == list(range(1, 26))
     assert len({e.id for e in received}) == 25

@@ -65,7 +65,7 @@ def test_an_unknown_scheme_raises_configuration_error_with_an_install_hint() -> 
 
 
 def test_a_known_scheme_whose_backend_is_missing_names_its_extra() -> None:
-    """A built-in scheme whose driver is not installed hints ``pip install "eventstore-core[x]"``."""
+    """A built-in scheme whose driver is missing hints ``pip install "eventstore-core[x]"``."""
     urls = {
         "kafka": "kafka://127.0.0.1:9/topic",
         "kurrentdb": "kurrentdb://127.0.0.1:9",
@@ -78,7 +78,8 @@ def test_a_known_scheme_whose_backend_is_missing_names_its_extra() -> None:
         except es.ConfigurationError as error:
             checked += 1
             wanted = "kurrentdb" if extra == "esdb" else extra
-            assert f'pip install "eventstore-core[{wanted}]"' in str(error), f"{url}: {error}"
+            hint = f'pip install "eventstore-core[{wanted}]"'
+            assert hint in str(error), f"{url}: {error}"  # noqa: PT017
     if not checked:
         pytest.skip("every built-in backend is installed here: no missing one to check")
 
@@ -120,7 +121,7 @@ def test_repr_and_url_redact_the_password(eventstore_url: str) -> None:
     try:
         store = es.connect(url)
     except es.ConfigurationError as error:
-        assert secret not in str(error)
+        assert secret not in str(error)  # noqa: PT017
         return
     assert secret not in repr(store)
     assert secret not in str(store.url)
@@ -138,8 +139,10 @@ def test_capabilities_are_a_frozen_dataclass_readable_before_open(eventstore_url
     assert caps.idempotency in ("permanent", "window", "none")
     assert caps.global_order in ("total", "partitioned")
     assert caps.live_subscriptions in ("push", "poll")
-    assert isinstance(caps.max_event_bytes, int) and caps.max_event_bytes > 0
-    assert isinstance(caps.max_append_events, int) and caps.max_append_events >= 1
+    assert isinstance(caps.max_event_bytes, int)
+    assert caps.max_event_bytes > 0
+    assert isinstance(caps.max_append_events, int)
+    assert caps.max_append_events >= 1
 
 
 def _operations(store: es.EventStore) -> dict[str, Callable[[], Awaitable[object]]]:

@@ -16,7 +16,7 @@ from eventstore_conformance.harness import (
 )
 
 ROUND_TRIP_DATA = {
-    "str": "Grüße, 世界, emoji 🎉, quote \" and backslash \\",
+    "str": 'Grüße, 世界, emoji 🎉, quote " and backslash \\',
     "int": 42,
     "negative": -7,
     "big": 2**53 + 1,
@@ -48,7 +48,8 @@ async def test_every_field_of_an_event_round_trips(store: es.EventStore, ctx: St
     assert isinstance(event, es.RecordedEvent)
     assert event.stream_id == stream
     assert event.version == 1
-    assert event.id == event_id and isinstance(event.id, uuid.UUID)
+    assert event.id == event_id
+    assert isinstance(event.id, uuid.UUID)
     assert event.type == "OrderPlaced"
     assert dict(event.data) == ROUND_TRIP_DATA
     assert dict(event.metadata) == {"user": "u1", "tags": ["a", "b"], "n": 1.5}
@@ -79,11 +80,14 @@ async def test_absent_optional_fields_read_back_empty(
     [event] = await collect(store.read_stream(stream))
     assert dict(event.data) == {}
     assert dict(event.metadata) == {}
-    assert event.correlation_id is None and event.causation_id is None
+    assert event.correlation_id is None
+    assert event.causation_id is None
 
 
 @store_test
-async def test_recorded_at_is_an_aware_utc_datetime(store: es.EventStore, ctx: StoreContext) -> None:
+async def test_recorded_at_is_an_aware_utc_datetime(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
     """``recorded_at`` is timezone-aware, in UTC, and close to now."""
     stream = ctx.stream()
     before = datetime.now(UTC)
@@ -138,7 +142,8 @@ async def test_a_position_token_round_trips(store: es.EventStore, ctx: StoreCont
     """``Position.parse(str(p)) == p``, and a checkpoint saved as a token loads as ``p``."""
     result = await store.append(ctx.stream(), new_events(1))
     token = str(result.position)
-    assert isinstance(token, str) and token
+    assert isinstance(token, str)
+    assert token
     assert es.Position.parse(token) == result.position
     name = "conf-token-" + ctx.category
     await store.save_checkpoint(name, token)

@@ -23,7 +23,9 @@ async def test_read_all_yields_events_strictly_after_the_given_position(
     first = await store.append(stream, new_events(2))
     later = new_events(3)
     await store.append(stream, later)
-    events = [e for e in await collect(store.read_all(after=first.position)) if e.stream_id == stream]
+    events = [
+        e for e in await collect(store.read_all(after=first.position)) if e.stream_id == stream
+    ]
     assert ids_of(events) == ids_of(later)
     assert all(e.position > first.position for e in events)
 
@@ -126,7 +128,9 @@ async def test_read_all_after_the_last_event_yields_nothing(
     """Reading after the newest event yields nothing (until something is committed)."""
     stream = ctx.stream()
     result = await store.append(stream, new_events(2))
-    events = [e for e in await collect(store.read_all(after=result.position)) if e.stream_id == stream]
+    events = [
+        e for e in await collect(store.read_all(after=result.position)) if e.stream_id == stream
+    ]
     assert events == []
 
 

@@ -31,7 +31,9 @@ def _new_tasks(before: set[asyncio.Task[object]]) -> list[asyncio.Task[object]]:
 async def _write_big(store: es.EventStore, stream: str, count: int) -> None:
     payload = "x" * BIG
     for start in range(0, count, 10):
-        await store.append(stream, [es.NewEvent("Big", {"p": payload, "i": start + i}) for i in range(10)])
+        await store.append(
+            stream, [es.NewEvent("Big", {"p": payload, "i": start + i}) for i in range(10)]
+        )
 
 
 @store_test
@@ -145,5 +147,6 @@ async def test_opening_and_closing_repeatedly_leaks_no_connection_or_thread(
     await asyncio.sleep(0.3)
     if fds is not None:
         now = open_fd_count()
-        assert now is not None and now - fds <= 2, f"file descriptors: {fds} -> {now}"
+        assert now is not None
+        assert now - fds <= 2, f"file descriptors: {fds} -> {now}"
     assert thread_count() - threads <= 2, f"threads: {threads} -> {thread_count()}"

@@ -60,7 +60,8 @@ async def test_snapshots_are_kept_per_stream(store: es.EventStore, ctx: StoreCon
     await store.save_snapshot(es.Snapshot(a, 1, "S", {"s": "a"}))
     await store.save_snapshot(es.Snapshot(b, 7, "S", {"s": "b"}))
     snapshot_a = await store.load_snapshot(a)
-    assert snapshot_a is not None and dict(snapshot_a.data) == {"s": "a"}
+    assert snapshot_a is not None
+    assert dict(snapshot_a.data) == {"s": "a"}
 
 
 @store_test

@@ -56,7 +56,9 @@ async def _rejects(
     """Append bad input: expect ``InvalidEventError`` naming ``field``, and nothing written."""
     store = ctx.store
     marker = await ctx.marker()
-    ids = {e.id for e in events if isinstance(e, es.NewEvent)} if isinstance(events, list) else set()
+    ids = (
+        {e.id for e in events if isinstance(e, es.NewEvent)} if isinstance(events, list) else set()
+    )
     with pytest.raises(es.InvalidEventError) as info:
         await store.append(stream_id, events, expected_version=expected_version)  # type: ignore[arg-type]
     assert isinstance(info.value, ValueError)
@@ -126,7 +128,9 @@ async def test_append_rejects_an_empty_batch(ctx: StoreContext) -> None:
 
 @pytest.mark.parametrize("bad", [None, "events"], ids=["none", "str"])
 @store_test
-async def test_append_rejects_events_that_are_not_a_sequence(ctx: StoreContext, bad: object) -> None:
+async def test_append_rejects_events_that_are_not_a_sequence(
+    ctx: StoreContext, bad: object
+) -> None:
     """``events`` must be a sequence of ``NewEvent``."""
     await _rejects(ctx, ctx.stream(), bad, es.ANY, "events")
 
