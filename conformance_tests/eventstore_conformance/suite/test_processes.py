@@ -20,7 +20,7 @@ from eventstore_conformance.workers import Committed, WriterSpec, process_writer
 
 PROCESSES = 3
 TASKS = 4
-APPENDS = 10
+APPENDS = 7
 START_TIMEOUT = 120.0
 
 
