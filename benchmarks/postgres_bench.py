@@ -78,6 +78,7 @@ async def es_appends(url: str, seconds: float, writers: int, batch: int) -> floa
         await store.setup()
         stop = time.perf_counter() + seconds
         counts = [0] * writers
+        run_id = uuid.uuid4().hex[:8]  # fresh streams each round
 
         async def writer(w: int) -> None:
             stream_no, version = 0, 0
@@ -85,7 +86,7 @@ async def es_appends(url: str, seconds: float, writers: int, batch: int) -> floa
                 if version >= 100:  # aggregates of 100 events, like real streams
                     stream_no, version = stream_no + 1, 0
                 events = [es.NewEvent("OrderPlaced", PAYLOAD, {"user": "u1"}) for _ in range(batch)]
-                await store.append(f"Order-{w}x{stream_no}", events, expected_version=version)
+                await store.append(f"Order-{run_id}w{w}x{stream_no}", events, expected_version=version)
                 version += batch
                 counts[w] += batch
 
@@ -144,6 +145,7 @@ async def raw_appends(url: str, seconds: float, writers: int, batch: int) -> flo
     try:
         stop = time.perf_counter() + seconds
         counts = [0] * writers
+        run_id = uuid.uuid4().hex[:8]  # fresh streams each round
 
         async def writer(w: int) -> None:
             stream_no, version = 0, 0
@@ -158,7 +160,7 @@ async def raw_appends(url: str, seconds: float, writers: int, batch: int) -> flo
                 data = [orjson.dumps(PAYLOAD) for _ in range(batch)]
                 metadata = [METADATA] * batch
                 await pool.fetch(
-                    sql, f"Order-{w}x{stream_no}", versions, ids, types, data, metadata
+                    sql, f"Order-{run_id}w{w}x{stream_no}", versions, ids, types, data, metadata
                 )
                 version += batch
                 counts[w] += batch
@@ -223,6 +225,7 @@ def eventsourcing_appends(url: str, seconds: float, writers: int, batch: int) ->
     with eventsourcing_recorder(url, f"bench_esl_{batch}", writers) as recorder:
         stop = time.perf_counter() + seconds
         counts = [0] * writers
+        run_id = uuid.uuid4().hex[:8]  # fresh streams each round
 
         def writer(w: int) -> None:
             originator, version = uuid.uuid4(), 0

@@ -64,7 +64,12 @@ from eventstore_core.models import (
 )
 from eventstore_core.store import EventStore, check_expected_version, idempotent_result
 from eventstore_core.subscription import Subscription
-from eventstore_core.validation import PreparedEvent
+from eventstore_core.validation import (
+    PreparedEvent,
+    validate_after,
+    validate_filter,
+    validate_name,
+)
 from eventstore_postgres import _migrations
 from eventstore_postgres._errors import (
     CONNECTION_ERRORS,
@@ -234,6 +239,18 @@ def _make_fast_event() -> Callable[[Any], RecordedEvent] | None:
 _event: Callable[[Any], RecordedEvent] = _make_fast_event() or _event_slow
 
 
+class _ListeningSubscription(Subscription):
+    """A subscription that releases the store's LISTEN connection when the last one closes."""
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        await super().close()
+        store = self._store
+        assert isinstance(store, PostgresEventStore)
+        await store._subscription_closed()
+
+
 class PostgresEventStore(EventStore):
     """An event store in a PostgreSQL database (13 or later), through asyncpg.
 
@@ -266,6 +283,7 @@ class PostgresEventStore(EventStore):
         self._pool: Any = None
         self._waker: Waker | None = None
         self._listener: Listener | None = None
+        self._listening = 0
 
     @staticmethod
     def _build_dsn(url: ParsedUrl, options: PostgresOptions) -> str:
@@ -341,11 +359,26 @@ class PostgresEventStore(EventStore):
         Other processes' commits arrive as a NOTIFY wake-up on a dedicated connection, which
         reconnects by itself after a server restart; the core's fallback poll covers the gap.
         """
-        subscription = super().subscribe(after, filter, name)
+        position = validate_after(after)
+        event_filter = validate_filter(filter)
+        if name is not None:
+            validate_name(name, "name")
+        self._check_open()
+        subscription = _ListeningSubscription(self, after=position, filter=event_filter, name=name)
+        self._listening += 1
         if self._listener is None:
             self._listener = Listener(self._listen_connection, self._channel, self._wake_local)
             self._listener.start()
         return subscription
+
+    async def _subscription_closed(self) -> None:
+        # Leaving the last subscription frees its LISTEN connection and task (the contract:
+        # leaving `async with store.subscribe()` frees every resource); the next one restarts it.
+        self._listening -= 1
+        if self._listening <= 0 and self._listener is not None:
+            listener, self._listener = self._listener, None
+            self._listening = 0
+            await listener.close()
 
     async def _listen_connection(self) -> Any:
         kwargs = self._connect_kwargs()
