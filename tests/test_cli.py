@@ -180,10 +180,10 @@ def test_tail_prints_past_events_and_stops_after_max_events(url: str) -> None:
 
 def test_tail_timeout_ends_a_tail_that_waits_for_new_events(url: str) -> None:
     _three_events(url)
-    result = ok("tail", "--timeout", "0.5", "--url", url)
+    result = ok("tail", "--timeout", "2", "--url", url)
     assert len(result.stdout.splitlines()) == 3
     assert "caught up" in result.stderr
-    assert "tail stopped (--timeout 0.5): 3 events, last position 3" in result.stderr
+    assert "tail stopped (--timeout 2): 3 events, last position 3" in result.stderr
 
 
 def test_tail_filters_by_event_type_and_by_category(url: str) -> None:
@@ -191,14 +191,17 @@ def test_tail_filters_by_event_type_and_by_category(url: str) -> None:
     ok("append", "Order-1", "Shipped", "{}", "--url", url)
     ok("append", "Invoice-1", "Placed", "{}", "--url", url)
 
-    def seen(*args: str) -> list[tuple[object, object]]:
-        result = ok("tail", "--timeout", "0.3", "--json", "--url", url, *args)
+    def seen(count: int, *args: str) -> list[tuple[object, object]]:
+        # --max-events ends the tail without a race against the clock; an event the filter
+        # should have dropped would show up among the first ones.
+        limits = ("--max-events", str(count), "--timeout", "30")
+        result = ok("tail", *limits, "--json", "--url", url, *args)
         return [(e["stream_id"], e["type"]) for e in json_lines(result)]
 
-    assert seen("--type", "Placed") == [("Order-1", "Placed"), ("Invoice-1", "Placed")]
-    assert seen("--category", "Order") == [("Order-1", "Placed"), ("Order-1", "Shipped")]
-    assert seen("-t", "Placed", "-c", "Invoice") == [("Invoice-1", "Placed")]
-    assert seen("-t", "Shipped", "-t", "Placed", "-c", "Order") == [
+    assert seen(2, "--type", "Placed") == [("Order-1", "Placed"), ("Invoice-1", "Placed")]
+    assert seen(2, "--category", "Order") == [("Order-1", "Placed"), ("Order-1", "Shipped")]
+    assert seen(1, "-t", "Placed", "-c", "Invoice") == [("Invoice-1", "Placed")]
+    assert seen(2, "-t", "Shipped", "-t", "Placed", "-c", "Order") == [
         ("Order-1", "Placed"),
         ("Order-1", "Shipped"),
     ]
@@ -207,20 +210,20 @@ def test_tail_filters_by_event_type_and_by_category(url: str) -> None:
 def test_tail_after_a_position_token_starts_strictly_after_it(url: str) -> None:
     _three_events(url)
     first = json_lines(ok("tail", "--max-events", "1", "--json", "--url", url))[0]
-    rest = json_lines(
-        ok("tail", "--after", str(first["position"]), "--timeout", "0.3", "--json", "--url", url)
-    )
+    after = ("--after", str(first["position"]))
+    rest = json_lines(ok("tail", *after, "--max-events", "2", "--json", "--url", url))
     assert [e["version"] for e in rest] == [2, 3]
 
 
 def test_tail_with_a_name_resumes_after_its_saved_checkpoint(url: str) -> None:
     _three_events(url)
     first = json_lines(ok("tail", "--name", "printer", "--max-events", "1", "--json", "--url", url))
-    rest = json_lines(ok("tail", "--name", "printer", "--timeout", "0.3", "--json", "--url", url))
+    rest = json_lines(ok("tail", "--name", "printer", "--timeout", "1", "--json", "--url", url))
     assert [e["version"] for e in first] == [1]
     assert [e["version"] for e in rest] == [2, 3]
-    # A timed-out tail saved its progress too: nothing is left to print.
-    assert ok("tail", "--name", "printer", "--timeout", "0.3", "--url", url).stdout == ""
+    # The first tail stopped mid catch-up (--max-events) and the second by --timeout; each
+    # saved its progress on the way out, so nothing is left to print.
+    assert ok("tail", "--name", "printer", "--timeout", "0.5", "--url", url).stdout == ""
 
 
 TAIL = (sys.executable, "-m", "eventstore_core.cli", "tail")
@@ -263,7 +266,7 @@ def test_tail_prints_events_committed_while_it_runs_and_ctrl_c_exits_cleanly(
     assert stdout == ""
     # The checkpoint was saved before exiting: resuming prints only what came after.
     ok("append", "Order-1", "After", "{}", "--url", url)
-    rest = json_lines(ok("tail", "--name", "live", "--timeout", "0.3", "--json", "--url", url))
+    rest = json_lines(ok("tail", "--name", "live", "--max-events", "1", "--json", "--url", url))
     assert [e["type"] for e in rest] == ["After"]
 
 
