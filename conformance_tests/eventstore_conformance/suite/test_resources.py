@@ -112,12 +112,28 @@ async def test_closing_the_store_leaves_no_task_behind(ctx: StoreContext) -> Non
 async def test_leaving_a_subscription_leaves_no_task_behind(
     store: es.EventStore, ctx: StoreContext
 ) -> None:
-    """A live subscription's tasks end when its ``async with`` is left."""
-    marker = await ctx.marker()
+    """A live subscription's tasks end when its ``async with`` is left.
+
+    A store may keep one watcher for all its subscriptions (a LISTEN connection, say), started
+    by the first: a first subscription comes and goes before the count, so only what each
+    subscription leaves behind is counted.
+    """
+
+    async def one_subscription() -> None:
+        marker = await ctx.marker()
+        async with store.subscribe(after=marker) as subscription:
+            await store.append(ctx.stream(), [es.NewEvent("T", {})])
+            await asyncio.wait_for(anext(subscription), 10)
+            waiting = asyncio.create_task(anext(subscription))  # live, waiting for news
+            await asyncio.sleep(0.05)
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+
+    await one_subscription()
+    await _settle()
     before = set(asyncio.all_tasks())
-    async with store.subscribe(after=marker) as subscription:
-        await store.append(ctx.stream(), [es.NewEvent("T", {})])
-        await asyncio.wait_for(anext(subscription), 10)
+    for _ in range(3):
+        await one_subscription()
     await _settle()
     left = _new_tasks(before)
     assert not left, f"tasks still running after the subscription ended: {left!r}"
