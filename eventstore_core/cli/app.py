@@ -2,8 +2,9 @@
 
 Each command parses its arguments first (so bad input fails before any connection), then runs
 one coroutine with :func:`asyncio.run` inside :func:`reporting_errors`, which turns every
-failure into a one-line message and an exit code. A new command (``compare``) is a function
-decorated with ``@app.command()`` in its own module, imported at the end of this one.
+failure into a one-line message and an exit code. A new command (``compare``) goes in a module
+of its own whose function is decorated with ``@app.command()``; importing that module from
+``eventstore_core/cli/__init__.py`` registers it.
 """
 
 from __future__ import annotations
