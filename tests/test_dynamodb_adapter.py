@@ -538,3 +538,17 @@ async def test_a_subscription_waiting_at_a_hole_sees_its_late_commit_without_the
             assert (await asyncio.wait_for(following, 5)).stream_id == "Late-1"
             assert (await asyncio.wait_for(anext(iterator), 5)).stream_id == "Late-2"
             assert time.monotonic() - started < 1.0
+
+
+async def test_an_unreachable_endpoint_raises_backend_unavailable_not_a_driver_error() -> None:
+    from services.dynamodb import ensure_dummy_credentials, free_port, make_url
+
+    ensure_dummy_credentials()
+    url = make_url(f"http://127.0.0.1:{free_port()}", "nowhere")
+    async with es.connect(url, retry_timeout=0.2, connect_timeout=0.2) as store:
+        with pytest.raises(es.BackendUnavailableError) as reading:
+            await store.stream_version("Any-1")
+        assert not reading.value.maybe_applied
+        with pytest.raises(es.BackendUnavailableError) as appending:
+            await store.append("Any-1", _events(1))
+        assert not appending.value.maybe_applied  # the connection was never made

@@ -37,6 +37,7 @@ __all__ = [
     "COUNTER_KEY",
     "Item",
     "all_key",
+    "all_pk",
     "checkpoint_key",
     "event_attributes",
     "guard_key",

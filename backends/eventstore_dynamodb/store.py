@@ -164,7 +164,10 @@ class DynamoDBEventStore(EventStore):
         options = self._options
         session = aioboto3.Session(profile_name=options.profile, region_name=options.region)
         config = AioConfig(
-            retries={"mode": "standard", "max_attempts": 4},
+            # One retry layer only, ours (errors.Backoff): it knows which answers are worth a
+            # retry (TransactionConflict among them) and honours retry_timeout; botocore's
+            # own backoff would add seconds behind it.
+            retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,
             max_pool_connections=options.max_pool_connections,
@@ -267,7 +270,7 @@ class DynamoDBEventStore(EventStore):
         An error whose code is in ``ok_codes`` is an expected answer: the call returns None.
         """
         self._check_open()
-        backoff = Backoff(self._options.retry_timeout)
+        backoff = Backoff(self._options.retry_timeout, cap=1.0)
         while True:
             try:
                 return await getattr(self._client, operation)(**kwargs)
@@ -290,7 +293,7 @@ class DynamoDBEventStore(EventStore):
             request: dict[str, Any] = {
                 self.table: {"Keys": list(wanted[start : start + 100]), "ConsistentRead": True}
             }
-            backoff = Backoff(self._options.retry_timeout)
+            backoff = Backoff(self._options.retry_timeout, cap=1.0)
             while request:
                 answer = await self._call("batch_get_item", RequestItems=request)
                 found.extend(answer.get("Responses", {}).get(self.table, []))
