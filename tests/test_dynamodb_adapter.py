@@ -140,15 +140,13 @@ async def test_an_older_snapshot_saved_late_does_not_replace_a_newer_one(
 
 def _cancelled(n_actions: int, code: str) -> ClientError:
     """The exact error botocore raises for a cancelled transaction."""
-    reasons = [{"Code": "None"}] * n_actions
+    reasons: list[Any] = [{"Code": "None"}] * n_actions
     reasons[1] = {"Code": code, "Message": "Transaction is ongoing for the item"}
-    return ClientError(
-        {
-            "Error": {"Code": "TransactionCanceledException", "Message": f"[{code}]"},
-            "CancellationReasons": reasons,
-        },
-        "TransactWriteItems",
-    )
+    response: Any = {
+        "Error": {"Code": "TransactionCanceledException", "Message": f"[{code}]"},
+        "CancellationReasons": reasons,
+    }
+    return ClientError(response, "TransactWriteItems")
 
 
 async def test_transaction_conflict_is_retried_then_succeeds(
