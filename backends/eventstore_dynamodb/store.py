@@ -113,8 +113,11 @@ class DynamoDBOptions(StoreOptions):
     watch_interval: float = Field(default=0.1, gt=0, le=60)
     """Seconds between two reads of the global counter while subscriptions are live."""
     connect_timeout: float = Field(default=5.0, gt=0, le=600)
+    """Seconds to wait for a connection to DynamoDB."""
     read_timeout: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds to wait for an answer."""
     max_pool_connections: int = Field(default=32, ge=1, le=1000)
+    """HTTP connections the client keeps open at most."""
 
 
 def _table_name(url: ParsedUrl) -> str:
@@ -197,13 +200,17 @@ class DynamoDBEventStore(EventStore):
     async def _watch(self) -> None:
         """Wake local subscriptions when another process moves the global counter."""
         last: int | None = None
+        failing: str | None = None
         while True:
             if self._subscriptions:
                 try:
                     current = await self._read_counter()
                 except EventStoreError as error:
-                    log.warning("reading the global counter failed: %s", error)
+                    if str(error) != failing:  # once per kind of failure, not every tick
+                        log.warning("reading the global counter failed: %s", error)
+                    failing = str(error)
                 else:
+                    failing = None
                     # The first reading notifies too: a commit may have landed between a
                     # subscription's last read and this one.
                     if current != last:
