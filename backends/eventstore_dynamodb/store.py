@@ -671,6 +671,8 @@ class DynamoDBEventStore(EventStore):
                     await asyncio.sleep(0.01)  # most holes are commits in flight: ms
                     continue
                 hole = await self._first_hole(keys.all_pk(position), position, scanned_to)
+                if hole > scanned_to:
+                    continue  # filled in the meantime
                 first_seen = self._holes.setdefault(hole, time.monotonic())
                 if time.monotonic() - first_seen >= self._options.hole_timeout:
                     # Its writer is gone (crashed, or cut off and not retrying): void it. If
