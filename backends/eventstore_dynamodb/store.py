@@ -343,31 +343,45 @@ class DynamoDBEventStore(EventStore):
         last = await self._reserve(n)
         backoff = Backoff(self._options.retry_timeout)
         committed = False
+        request: dict[str, Any] | None = None
         try:
             while True:
-                transaction = self._transaction(stream_id, events, head, last - n + 1)
+                if request is None:
+                    request = {
+                        "TransactItems": self._transaction(stream_id, events, head, last - n + 1),
+                        # Sent again unchanged after a lost answer, the same token makes
+                        # DynamoDB answer success if the first one committed (10 minutes).
+                        "ClientRequestToken": str(uuid4()),
+                    }
                 try:
-                    await self._client.transact_write_items(
-                        TransactItems=transaction,
-                        # botocore resends the same request (same token) after a lost answer;
-                        # DynamoDB then answers success instead of failing on our own guards.
-                        ClientRequestToken=str(uuid4()),
-                    )
+                    await self._client.transact_write_items(**request)
                     committed = True
                     break
                 except ClientError as error:
                     code = error_code(error)
                     if code == "TransactionCanceledException":
+                        # A new request (and token) for the next attempt: a token is only
+                        # meant for resending a request whose answer was lost.
+                        request = None
                         reasons: list[Any] = error.response.get("CancellationReasons", [])
                         codes = [reason.get("Code", "None") for reason in reasons]
                         if "ConditionalCheckFailed" in codes[1 + 2 * n :]:
                             # Some ids exist already: a retry of a committed batch, or misuse.
                             return await self._idempotent(stream_id, events)
+                        refused, stream_last = head, 0
                         if codes and codes[0] == "ConditionalCheckFailed":
                             # DynamoDB refused the head's condition: here is the real head.
                             head, stream_last = await self._actual_head(reasons[0], stream_id)
                             check_expected_version(stream_id, expected, head)
-                            if stream_last >= last - n + 1:
+                        if backoff.expired:  # every path below tries again
+                            raise _gave_up(codes, backoff) from error
+                        if codes and codes[0] == "ConditionalCheckFailed":
+                            if head == refused and stream_last < last - n + 1:
+                                # Refused with the values we sent (a head changed and changed
+                                # back cannot happen; a foreign head item can): don't spin.
+                                if not await backoff.wait():
+                                    raise _gave_up(codes, backoff) from error
+                            elif stream_last >= last - n + 1:
                                 # The stream has an event after our positions (reserved
                                 # earlier, committed later): take newer ones, so that the
                                 # stream's order stays the global order.
@@ -495,7 +509,7 @@ class DynamoDBEventStore(EventStore):
                     # stream's events in increasing global positions (see _append).
                     "ConditionExpression": "attribute_not_exists(ver)"
                     if head == 0
-                    else "ver = :old AND #last < :first",
+                    else "ver = :old AND (attribute_not_exists(#last) OR #last < :first)",
                     "ExpressionAttributeNames": {"#last": "last"},
                     "ExpressionAttributeValues": {
                         ":new": {"N": str(head + n)},
