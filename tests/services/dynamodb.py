@@ -41,6 +41,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -310,12 +311,14 @@ def dynamodb_url(table: str = DEFAULT_TABLE) -> Iterator[str]:
         try:
             endpoint = stack.enter_context(DynamoDBLocal()).endpoint
         except ServiceUnavailableError as error:
-            print(
-                f"\nNOTICE: DynamoDB Local is unavailable ({error}); falling back to a moto "
-                "server, which is not the real engine (no ClientRequestToken, no 4 MB "
-                "transaction limit).",
-                file=sys.stderr,
+            notice = (
+                f"DynamoDB Local is unavailable ({error}); falling back to a moto server, "
+                "which is not the real engine (no ClientRequestToken, no 4 MB transaction "
+                "limit, no isolation between concurrent transactions)"
             )
+            print(f"\nNOTICE: {notice}", file=sys.stderr)
+            # pytest captures the print during fixture setup; a warning reaches its summary.
+            warnings.warn(notice, stacklevel=2)
             endpoint = stack.enter_context(moto_endpoint())
         # Yield outside the try: an exception from the tests must not trigger the fallback.
         yield make_url(endpoint, table)
