@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, Literal, TypeAlias
 from uuid import UUID, uuid4
 
+from orjson import loads as _loads
+
 from eventstore_core.errors import InvalidEventError
 
 __all__ = [
@@ -108,6 +110,13 @@ class Position:
         return self.parts >= other.parts
 
     @classmethod
+    def of(cls, *parts: int) -> Position:
+        """A position from parts a backend read from its own storage (not validated: fast)."""
+        position = _new(cls)
+        _set_parts(position, parts)
+        return position
+
+    @classmethod
     def parse(cls, value: Position | str) -> Position:
         """Turn a token made by ``str(position)`` (or a position) into a :class:`Position`."""
         if isinstance(value, Position):
@@ -129,25 +138,173 @@ class Position:
         return cls(parts)
 
 
-@dataclass(frozen=True, slots=True)
+_new = object.__new__
+_setattr = object.__setattr__
+_set_parts = Position.__dict__["parts"].__set__
+
+
 class RecordedEvent:
-    """An event as stored: its stream, 1-based version, global position and content."""
+    """An event as stored: its stream, 1-based version, global position and content.
+
+    Immutable. ``data`` and ``metadata`` are decoded from JSON when first read, so that a
+    catch-up over millions of events, which mostly looks at ``type`` and ``position``, does not
+    pay for decoding (and collecting) every payload.
+    """
+
+    __slots__ = (
+        "_data",
+        "_metadata",
+        "causation_id",
+        "correlation_id",
+        "id",
+        "position",
+        "recorded_at",
+        "stream_id",
+        "type",
+        "version",
+    )
 
     stream_id: str
     version: int
     position: Position
     id: UUID
     type: str
-    data: Mapping[str, Any]
-    metadata: Mapping[str, Any]
     correlation_id: str | None
     causation_id: str | None
     recorded_at: datetime
+    _data: Mapping[str, Any] | bytes
+    _metadata: Mapping[str, Any] | bytes
+
+    def __init__(
+        self,
+        stream_id: str,
+        version: int,
+        position: Position,
+        id: UUID,
+        type: str,
+        data: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        correlation_id: str | None,
+        causation_id: str | None,
+        recorded_at: datetime,
+    ) -> None:
+        _setattr(self, "stream_id", stream_id)
+        _setattr(self, "version", version)
+        _setattr(self, "position", position)
+        _setattr(self, "id", id)
+        _setattr(self, "type", type)
+        _setattr(self, "_data", data)
+        _setattr(self, "_metadata", metadata)
+        _setattr(self, "correlation_id", correlation_id)
+        _setattr(self, "causation_id", causation_id)
+        _setattr(self, "recorded_at", recorded_at)
+
+    @classmethod
+    def from_json(
+        cls,
+        stream_id: str,
+        version: int,
+        position: Position,
+        id: UUID,
+        type: str,
+        data: bytes,
+        metadata: bytes,
+        correlation_id: str | None,
+        causation_id: str | None,
+        recorded_at: datetime,
+    ) -> RecordedEvent:
+        """Build an event whose data and metadata are still JSON, decoded on first access.
+
+        For backends: this is the fast path for reads (no validation, no decoding).
+        """
+        event = _new(cls)
+        _set_stream_id(event, stream_id)
+        _set_version(event, version)
+        _set_position(event, position)
+        _set_id(event, id)
+        _set_type(event, type)
+        _set_data(event, data)
+        _set_metadata(event, metadata)
+        _set_correlation_id(event, correlation_id)
+        _set_causation_id(event, causation_id)
+        _set_recorded_at(event, recorded_at)
+        return event
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The event's data (a dict decoded from JSON)."""
+        data = self._data
+        if isinstance(data, bytes | bytearray | memoryview | str):
+            data = _loads(data)
+            _set_data(self, data)
+        return data
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The event's metadata (a dict decoded from JSON)."""
+        metadata = self._metadata
+        if isinstance(metadata, bytes | bytearray | memoryview | str):
+            metadata = _loads(metadata)
+            _set_metadata(self, metadata)
+        return metadata
 
     @property
     def category(self) -> str:
         """The stream's category: the part of the stream id before the first ``-``."""
         return category_of(self.stream_id)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.stream_id,
+            self.version,
+            self.position,
+            self.id,
+            self.type,
+            self.data,
+            self.metadata,
+            self.correlation_id,
+            self.causation_id,
+            self.recorded_at,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordedEvent):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.position))
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordedEvent(stream_id={self.stream_id!r}, version={self.version}, "
+            f"position={self.position!r}, id={self.id!r}, type={self.type!r}, "
+            f"data={self.data!r}, metadata={self.metadata!r}, "
+            f"correlation_id={self.correlation_id!r}, causation_id={self.causation_id!r}, "
+            f"recorded_at={self.recorded_at!r})"
+        )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"RecordedEvent is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"RecordedEvent is immutable: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (RecordedEvent, self._fields())
+
+
+# Slot setters bypass the immutability guard; only this module uses them.
+_set_stream_id = RecordedEvent.__dict__["stream_id"].__set__
+_set_version = RecordedEvent.__dict__["version"].__set__
+_set_position = RecordedEvent.__dict__["position"].__set__
+_set_id = RecordedEvent.__dict__["id"].__set__
+_set_type = RecordedEvent.__dict__["type"].__set__
+_set_data = RecordedEvent.__dict__["_data"].__set__
+_set_metadata = RecordedEvent.__dict__["_metadata"].__set__
+_set_correlation_id = RecordedEvent.__dict__["correlation_id"].__set__
+_set_causation_id = RecordedEvent.__dict__["causation_id"].__set__
+_set_recorded_at = RecordedEvent.__dict__["recorded_at"].__set__
 
 
 @dataclass(frozen=True, slots=True)

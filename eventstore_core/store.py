@@ -9,6 +9,8 @@ which receive validated input and only translate it to their storage.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import itertools
 import logging
 import weakref
@@ -266,18 +268,36 @@ class EventStore(abc.ABC):
     async def _iter_all(
         self, after: Position | None, event_filter: EventFilter | None, limit: int | None
     ) -> AsyncIterator[RecordedEvent]:
+        # While the caller works through one page, the next is already being fetched: the
+        # storage's work overlaps the decoding and the caller's own work, and memory still
+        # holds at most two pages.
         page_size = self.options.page_size
         remaining = limit
-        while remaining is None or remaining > 0:
-            wanted = page_size if remaining is None else min(page_size, remaining)
+        wanted = page_size if remaining is None else min(page_size, remaining)
+        if wanted == 0:
+            return
+        prefetch: asyncio.Task[Sequence[RecordedEvent]] | None = None
+        try:
             page = await self._read_all_page(after, event_filter, wanted)
-            for event in page:
-                yield event
-            if remaining is not None:
-                remaining -= len(page)
-            if len(page) < wanted:
-                return
-            after = page[-1].position
+            while True:
+                if remaining is not None:
+                    remaining -= len(page)
+                next_wanted = page_size if remaining is None else min(page_size, remaining)
+                if len(page) == wanted and next_wanted > 0:
+                    prefetch = asyncio.ensure_future(
+                        self._read_all_page(page[-1].position, event_filter, next_wanted)
+                    )
+                for event in page:
+                    yield event
+                if prefetch is None:
+                    return
+                page, prefetch = await prefetch, None
+                wanted = next_wanted
+        finally:
+            if prefetch is not None:
+                prefetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, EventStoreError):
+                    await prefetch
 
     async def stream_version(self, stream_id: str) -> int:
         """The version of the stream's last event; 0 if it has none."""

@@ -39,14 +39,12 @@ id found it is a :class:`ConcurrencyError` carrying the stream's actual version.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import asyncpg
-import orjson
 from pydantic import ConfigDict, Field, field_validator
 
 from eventstore_core import serialization
@@ -168,75 +166,21 @@ def _decode_jsonb(value: bytes) -> bytes:
     return value[1:]
 
 
-def _event_slow(row: Any) -> RecordedEvent:
-    return RecordedEvent(
-        stream_id=row[2],
-        version=row[3],
-        position=Position((row[0], row[1])),
-        id=row[4],
-        type=row[5],
-        data=serialization.loads(row[6]),
-        metadata=serialization.loads(row[7]),
-        correlation_id=row[8],
-        causation_id=row[9],
-        recorded_at=row[10],
+def _event(row: Any) -> RecordedEvent:
+    # read_all is the hot path (catch-up over millions of events): rows from our own table are
+    # valid by construction, so they skip validation, and data/metadata stay JSON until read.
+    return RecordedEvent.from_json(
+        row[2],
+        row[3],
+        Position.of(row[0], row[1]),
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
     )
-
-
-# read_all is the hot path (catch-up over millions of events), and the frozen dataclasses'
-# __init__ (object.__setattr__ per field, plus Position's validation) cost more than decoding
-# the row: 15 us an event on the reference machine. Rows from our own table are valid by
-# construction (tx_id and seq are non-negative integers), so we fill the slots directly:
-# 5 us an event. This relies on the models being slotted dataclasses with these fields, so it
-# is checked at import and falls back to the constructors if the models ever change.
-_EVENT_FIELDS = (
-    "stream_id",
-    "version",
-    "position",
-    "id",
-    "type",
-    "data",
-    "metadata",
-    "correlation_id",
-    "causation_id",
-    "recorded_at",
-)
-
-
-def _make_fast_event() -> Callable[[Any], RecordedEvent] | None:
-    try:
-        if tuple(f.name for f in dataclasses.fields(RecordedEvent)) != _EVENT_FIELDS:
-            return None
-        if tuple(f.name for f in dataclasses.fields(Position)) != ("parts",):
-            return None
-        setters = [RecordedEvent.__dict__[name].__set__ for name in _EVENT_FIELDS]
-        set_parts = Position.__dict__["parts"].__set__
-    except (KeyError, AttributeError, TypeError):
-        return None
-    s_stream, s_version, s_position, s_id, s_type, s_data, s_meta, s_corr, s_caus, s_at = setters
-    new = object.__new__
-    loads = orjson.loads
-
-    def fast_event(row: Any) -> RecordedEvent:
-        position = new(Position)
-        set_parts(position, (row[0], row[1]))
-        event = new(RecordedEvent)
-        s_stream(event, row[2])
-        s_version(event, row[3])
-        s_position(event, position)
-        s_id(event, row[4])
-        s_type(event, row[5])
-        s_data(event, loads(row[6]))
-        s_meta(event, loads(row[7]))
-        s_corr(event, row[8])
-        s_caus(event, row[9])
-        s_at(event, row[10])
-        return event
-
-    return fast_event
-
-
-_event: Callable[[Any], RecordedEvent] = _make_fast_event() or _event_slow
 
 
 class _ListeningSubscription(Subscription):

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from uuid import UUID
@@ -394,23 +394,29 @@ def _sequence(position: Position | None) -> int:
     return position.parts[0]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _now_micros() -> int:
-    return int(datetime.now(UTC).timestamp() * 1_000_000)
+    # Integer arithmetic on the timedelta: exact to the microsecond, unlike float timestamps.
+    return (datetime.now(UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
 def _decode_rows(rows: Iterable[Any]) -> list[RecordedEvent]:
+    # Rows of our own table are valid by construction: the fast constructors skip validation,
+    # and data/metadata stay JSON until the caller reads them.
     return [
-        RecordedEvent(
-            stream_id=row[0],
-            version=row[1],
-            position=Position((row[2],)),
-            id=UUID(bytes=row[3]),
-            type=row[4],
-            data=serialization.loads(row[5]),
-            metadata=serialization.loads(row[6]),
-            correlation_id=row[7],
-            causation_id=row[8],
-            recorded_at=datetime.fromtimestamp(row[9] / 1_000_000, UTC),
+        RecordedEvent.from_json(
+            row[0],
+            row[1],
+            Position.of(row[2]),
+            UUID(bytes=row[3]),
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            _EPOCH + timedelta(microseconds=row[9]),
         )
         for row in rows
     ]
