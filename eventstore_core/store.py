@@ -14,9 +14,10 @@ import contextlib
 import itertools
 import logging
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import ClassVar
+from uuid import UUID
 
 from eventstore_core.config import ParsedUrl, StoreOptions
 from eventstore_core.errors import (
@@ -75,14 +76,24 @@ def check_expected_version(stream_id: str, expected: ExpectedVersion, actual: in
 
 
 def idempotent_result(
-    stream_id: str, events: Sequence[PreparedEvent], existing: Sequence[RecordedEvent]
+    stream_id: str,
+    events: Sequence[PreparedEvent],
+    existing: Sequence[RecordedEvent],
+    *,
+    batch_bounds: Mapping[UUID, tuple[int, int]],
 ) -> AppendResult:
     """Decide what appending ``events`` means when some of their ids are already stored.
 
-    ``existing`` holds the stored events whose ids are among ``events``' ids. If all of them
-    were written, to this stream, in this order, contiguously and with the same types, this is
-    a retry of the same batch: return the original result. Any other reuse of an id raises
-    :class:`DuplicateEventIdError`.
+    ``existing`` holds the stored events whose ids are among ``events``' ids. ``batch_bounds``
+    tells, for each of them (keyed by event id), the ``(first, last)`` versions, inclusive, of
+    the batch it was written in: the stream versions of that append's first and last events.
+    The backend records or derives them; an id without bounds counts as not the same batch.
+
+    It is a retry of the same batch, and the original result is returned, only if every id
+    was written, to this stream, in this order, with the same types, and that append wrote
+    exactly these events: the stored batch spans the retried events' versions, no more and no
+    less. Any other reuse of an id (another stream, a new event, old and new ids mixed, part
+    of a written batch) raises :class:`DuplicateEventIdError`.
     """
     by_id = {event.id: event for event in existing}
     found = [by_id.get(event.id) for event in events]
@@ -94,6 +105,10 @@ def idempotent_result(
             for stored_event, new in zip(stored, events, strict=True)
         )
         and all(b.version == a.version + 1 for a, b in itertools.pairwise(stored))
+        and all(
+            batch_bounds.get(event.id) == (stored[0].version, stored[-1].version)
+            for event in stored
+        )
     )
     if same_batch:
         return AppendResult(version=stored[-1].version, position=stored[-1].position)
@@ -371,7 +386,8 @@ class EventStore(abc.ABC):
         """Atomically check the version (:func:`check_expected_version`) and write the batch.
 
         If any event id already exists, return :func:`idempotent_result` (whatever the
-        expected version) and write nothing.
+        expected version) and write nothing; that needs, for each stored event, the first and
+        last version of the batch it was written in, so a backend records or derives them.
         """
 
     @abc.abstractmethod

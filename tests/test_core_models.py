@@ -105,10 +105,39 @@ def test_idempotent_result_accepts_only_the_same_batch_on_the_same_stream() -> N
     a, b = es.NewEvent("A", {}), es.NewEvent("B", {})
     batch = prepare_batch([a, b], max_event_bytes=1000, max_append_events=10)
     stored = [_recorded("S-1", 4, a), _recorded("S-1", 5, b)]
-    assert idempotent_result("S-1", batch, stored) == es.AppendResult(5, es.Position((5,)))
+    bounds = {a.id: (4, 5), b.id: (4, 5)}
+    assert idempotent_result("S-1", batch, stored, batch_bounds=bounds) == es.AppendResult(
+        5, es.Position((5,))
+    )
     with pytest.raises(es.DuplicateEventIdError):
-        idempotent_result("S-2", batch, stored)
+        idempotent_result("S-2", batch, stored, batch_bounds=bounds)
     with pytest.raises(es.DuplicateEventIdError):
-        idempotent_result("S-1", batch, stored[:1])  # partial overlap
+        idempotent_result("S-1", batch, stored[:1], batch_bounds=bounds)  # partial overlap
     with pytest.raises(es.DuplicateEventIdError):
-        idempotent_result("S-1", batch, [stored[0], _recorded("S-1", 7, b)])  # not contiguous
+        idempotent_result(  # not contiguous
+            "S-1", batch, [stored[0], _recorded("S-1", 7, b)], batch_bounds=bounds
+        )
+
+
+def test_idempotent_result_refuses_part_of_a_written_batch() -> None:
+    a, b, c = es.NewEvent("A", {}), es.NewEvent("B", {}), es.NewEvent("C", {})
+    stored = [_recorded("S-1", 4, a), _recorded("S-1", 5, b), _recorded("S-1", 6, c)]
+    bounds = {event.id: (4, 6) for event in (a, b, c)}
+
+    def retry(*events: es.NewEvent) -> es.AppendResult:
+        batch = prepare_batch(events, max_event_bytes=1000, max_append_events=10)
+        found = [event for event in stored if event.id in {e.id for e in events}]
+        return idempotent_result("S-1", batch, found, batch_bounds=bounds)
+
+    assert retry(a, b, c) == es.AppendResult(6, es.Position((6,)))
+    for part in [(a, b), (b, c), (a,), (b,), (c,)]:
+        with pytest.raises(es.DuplicateEventIdError):
+            retry(*part)
+    # The stored batch is the whole truth: the same three events, reported as written in a
+    # bigger batch (or with their bounds unknown), are not a retry either.
+    bounds = {event.id: (3, 6) for event in (a, b, c)}
+    with pytest.raises(es.DuplicateEventIdError):
+        retry(a, b, c)
+    bounds = {a.id: (4, 6), b.id: (4, 6)}
+    with pytest.raises(es.DuplicateEventIdError):
+        retry(a, b, c)
