@@ -40,6 +40,8 @@ class _Log:
         self.events: list[RecordedEvent] = []  # index i holds position (i + 1,)
         self.streams: dict[str, list[int]] = {}  # stream id -> indexes into events
         self.ids: dict[UUID, int] = {}
+        # event id -> (first, last) versions of the append that wrote it (idempotent_result)
+        self.batch_bounds: dict[UUID, tuple[int, int]] = {}
         self.snapshots: dict[str, Snapshot] = {}
         self.checkpoints: dict[str, Position] = {}
         self.notifiers: weakref.WeakSet[Notifier] = weakref.WeakSet()
@@ -89,10 +91,11 @@ class MemoryEventStore(EventStore):
         log = self._log
         existing = [log.events[log.ids[e.id]] for e in events if e.id in log.ids]
         if existing:
-            return idempotent_result(stream_id, events, existing)
+            return idempotent_result(stream_id, events, existing, batch_bounds=log.batch_bounds)
         indexes = log.streams.get(stream_id, [])
         version = len(indexes)
         check_expected_version(stream_id, expected_version, version)
+        bounds = (version + 1, version + len(events))
         now = datetime.now(UTC)
         for event in events:
             version += 1
@@ -112,6 +115,7 @@ class MemoryEventStore(EventStore):
                 )
             )
             log.ids[event.id] = index
+            log.batch_bounds[event.id] = bounds
             indexes.append(index)
         log.streams[stream_id] = indexes
         for notifier in log.notifiers:  # other stores sharing this named log
