@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS events (
     correlation_id TEXT,
     causation_id   TEXT,
     recorded_at    INTEGER NOT NULL,
+    -- the versions of the first and last events of the append that wrote this event: a
+    -- retry is idempotent only as the whole batch (idempotent_result)
+    batch_first    INTEGER NOT NULL,
+    batch_last     INTEGER NOT NULL,
     UNIQUE (stream_id, version)
 );
 CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position);
@@ -246,14 +250,19 @@ class SQLiteEventStore(EventStore):
             # Take the write lock first, so the version read below cannot go stale.
             await conn.execute_fetchall("BEGIN IMMEDIATE")
             try:
-                existing = await conn.execute_fetchall(
-                    f"SELECT {_COLUMNS} FROM events WHERE event_id IN "
-                    f"({','.join('?' * len(ids))}) ORDER BY position",
-                    ids,
+                existing = list(
+                    await conn.execute_fetchall(
+                        f"SELECT {_COLUMNS}, batch_first, batch_last FROM events "
+                        f"WHERE event_id IN ({','.join('?' * len(ids))}) ORDER BY position",
+                        ids,
+                    )
                 )
                 if existing:
                     await conn.execute_fetchall("ROLLBACK")
-                    return idempotent_result(stream_id, events, _decode_rows(existing))
+                    bounds = {UUID(bytes=row[3]): (row[10], row[11]) for row in existing}
+                    return idempotent_result(
+                        stream_id, events, _decode_rows(existing), batch_bounds=bounds
+                    )
                 rows = await conn.execute_fetchall(
                     "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?",
                     (stream_id,),
@@ -264,8 +273,8 @@ class SQLiteEventStore(EventStore):
                 category = category_of(stream_id)
                 await conn.executemany(
                     "INSERT INTO events (stream_id, version, event_id, type, category, data, "
-                    "metadata, correlation_id, causation_id, recorded_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "metadata, correlation_id, causation_id, recorded_at, batch_first, "
+                    "batch_last) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             stream_id,
@@ -278,6 +287,8 @@ class SQLiteEventStore(EventStore):
                             event.correlation_id,
                             event.causation_id,
                             now,
+                            version + 1,
+                            version + len(events),
                         )
                         for i, event in enumerate(events, start=1)
                     ],
