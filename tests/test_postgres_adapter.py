@@ -330,5 +330,32 @@ async def test_read_all_pages_come_from_the_position_index(
         )
     finally:
         await conn.close()
-    assert "events_position_pkey" in plan
+    assert "events_position_pkey" in plan, plan
+    print(plan)
     assert "Sort" not in plan
+
+
+async def test_batch_bounds_of_a_conflict_come_from_the_indexes(
+    store: PostgresEventStore, pg_url: str
+) -> None:
+    """The idempotency lookup finds each batch's other events by ``tx_id``: no table scan."""
+    batch = _events(3)
+    await store.append("Bounds-1", _events(1))
+    await store.append("Bounds-1", batch)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        rows = await conn.fetch(store._sql.events_by_id, [batch[1].id])
+        await conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+        plan = "\n".join(
+            row[0]
+            for row in await conn.fetch(
+                "EXPLAIN "
+                + store._sql.events_by_id.replace("$1::uuid[]", f"ARRAY['{batch[1].id}']::uuid[]")
+            )
+        )
+    finally:
+        await conn.close()
+    assert [(row["version"], row["batch_first"], row["batch_last"]) for row in rows] == [(3, 2, 4)]
+    assert "events_event_id_key" in plan, plan
+    assert "Index Cond: (tx_id = e.tx_id)" in plan, plan
+    assert "Seq Scan" not in plan, plan

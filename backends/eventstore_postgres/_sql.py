@@ -97,10 +97,22 @@ class Statements:
                 """,
             ),
             # The cold path after a failed condition or a unique violation: the stream's actual
-            # version and whichever of the batch's ids already exist.
+            # version and whichever of the batch's ids already exist, each with the first and
+            # last versions of the batch it was written in. An append is one statement, hence
+            # one transaction to one stream: its events are those of (tx_id, stream_id). They
+            # are looked up by tx_id alone, a range of the primary key (tx_id, seq), and the
+            # stream is a FILTER: as a WHERE it would let the planner scan the whole stream
+            # through (stream_id, version) instead.
             events_by_id=f"""
-                SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = ANY($1::uuid[])
-                ORDER BY tx_id, seq
+                SELECT {EVENT_COLUMNS}, b.batch_first, b.batch_last
+                FROM {s}.events AS e
+                CROSS JOIN LATERAL (
+                    SELECT min(t.version) FILTER (WHERE t.stream_id = e.stream_id),
+                           max(t.version) FILTER (WHERE t.stream_id = e.stream_id)
+                    FROM {s}.events AS t WHERE t.tx_id = e.tx_id
+                ) AS b(batch_first, batch_last)
+                WHERE e.event_id = ANY($1::uuid[])
+                ORDER BY e.tx_id, e.seq
             """,
             stream_version=f"""
                 SELECT coalesce((SELECT version FROM {s}.streams WHERE stream_id = $1), 0)

@@ -32,9 +32,11 @@ Idempotency and expected versions
 ``UNIQUE(event_id)`` makes idempotency permanent. An append is one statement (see ``_sql``);
 when the expected version does not hold it inserts nothing, and when an event id exists it
 fails with a unique violation. In both cases the adapter reads back the stored events with
-the batch's ids and lets the core decide (:func:`idempotent_result`): a retry of the same batch
-returns the original result, any other reuse is a :class:`DuplicateEventIdError`, and with no
-id found it is a :class:`ConcurrencyError` carrying the stream's actual version.
+the batch's ids, each with the first and last versions of the batch it was written in (the
+events of one append share its ``tx_id``, so no column needs to record them), and lets the
+core decide (:func:`idempotent_result`): a retry of the very same batch returns the original
+result, any other reuse (part of a batch included) is a :class:`DuplicateEventIdError`, and
+with no id found it is a :class:`ConcurrencyError` carrying the stream's actual version.
 """
 
 from __future__ import annotations
@@ -419,7 +421,10 @@ class PostgresEventStore(EventStore):
             # of a committed batch returns its original result whatever expected_version says).
             existing, actual = await self._conflict_state(stream_id, events)
             if existing:
-                return idempotent_result(stream_id, events, [_event(row) for row in existing])
+                bounds = {row[4]: (row[11], row[12]) for row in existing}
+                return idempotent_result(
+                    stream_id, events, [_event(row) for row in existing], batch_bounds=bounds
+                )
             check_expected_version(stream_id, expected_version, actual)
             # The version satisfies the expectation now (another writer moved the stream to the
             # expected version meanwhile): appending now is as if this call came later. Retry.
@@ -428,7 +433,10 @@ class PostgresEventStore(EventStore):
     async def _conflict_state(
         self, stream_id: str, events: Sequence[PreparedEvent]
     ) -> tuple[list[Any], int]:
-        """The stored events with the batch's ids, and the stream's version, in one snapshot."""
+        """The stored events with the batch's ids, and the stream's version, in one snapshot.
+
+        Each row of stored events ends with the first and last versions of its batch.
+        """
 
         async def state(conn: Any) -> tuple[list[Any], int]:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
