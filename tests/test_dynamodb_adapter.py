@@ -233,6 +233,29 @@ async def test_retry_after_a_lost_answer_returns_the_original_result(
     assert len(await _all(store)) == 3
 
 
+async def test_id_guards_carry_their_batch_bounds(store: DynamoDBEventStore) -> None:
+    # The bounds tell a retry of the whole batch from a retry of part of it.
+    await store.append("Guard-1", _events(1))
+    batch = _events(3)
+    original = await store.append("Guard-1", batch)
+    guards = [await store._get(keys.guard_key(event.id)) for event in batch]
+    assert [keys.guard_bounds(guard or {}) for guard in guards] == [(2, 4)] * 3
+    assert await store.append("Guard-1", batch) == original
+    with pytest.raises(es.DuplicateEventIdError):
+        await store.append("Guard-1", batch[1:])
+    # A guard without bounds (written before they existed) matches no retry.
+    await store._call(
+        "update_item",
+        write=True,
+        TableName=store.table,
+        Key=keys.guard_key(batch[0].id),
+        UpdateExpression="REMOVE bf, bl",
+    )
+    with pytest.raises(es.DuplicateEventIdError):
+        await store.append("Guard-1", batch)
+    assert await store.stream_version("Guard-1") == 4
+
+
 async def test_stale_head_cache_only_costs_a_retry(table_url: str) -> None:
     async with es.connect(table_url) as one, es.connect(table_url) as two:
         await one.setup()

@@ -6,7 +6,7 @@
 | stream head | ``s#<stream id>`` | 0 | ``ver``: the stream's version; ``last``: its last position |
 | stream event | ``s#<stream id>`` | version | the event (see :func:`event_attributes`) |
 | global event | ``a#<bucket>`` | position | the event again; or ``void`` if it never will be |
-| event-id guard | ``e#<event id>`` | 0 | ``sid``, ``ver``, ``pos``: where the id was written |
+| event-id guard | ``e#<event id>`` | 0 | where the id was written (see :func:`guard_item`) |
 | checkpoint | ``c#<name>`` | 0 | ``p``: the position token |
 | snapshot header | ``n#<stream id>`` | 0 | ``ver``, ``type``, ``gen``, ``chunks``, maybe ``d`` |
 | snapshot chunk | ``n#<stream id>`` | 1..k | ``gen``, ``d``: a slice of the snapshot's JSON |
@@ -40,6 +40,8 @@ __all__ = [
     "all_pk",
     "checkpoint_key",
     "event_attributes",
+    "guard_bounds",
+    "guard_item",
     "guard_key",
     "head_key",
     "item_size",
@@ -92,6 +94,33 @@ def all_key(position: int) -> Item:
 def guard_key(event_id: UUID) -> Item:
     """The key of the item that reserves an event id forever."""
     return _key(f"e#{event_id}", 0)
+
+
+def guard_item(
+    event_id: UUID, stream_id: str, version: int, position: int, batch: tuple[int, int]
+) -> Item:
+    """The guard of an event id: where the event was written, and its batch's versions.
+
+    Attributes: ``sid``, ``ver``, ``pos`` (the event's stream, version and position) and
+    ``bf``, ``bl``: ``batch``, the first and last versions of the append that wrote the
+    event, since a retry is idempotent only as that whole batch
+    (:func:`eventstore_core.store.idempotent_result`). Guards written before ``bf``/``bl``
+    existed lack them, and then never match a retry.
+    """
+    return guard_key(event_id) | {
+        "sid": {"S": stream_id},
+        "ver": {"N": str(version)},
+        "pos": {"N": str(position)},
+        "bf": {"N": str(batch[0])},
+        "bl": {"N": str(batch[1])},
+    }
+
+
+def guard_bounds(guard: Item) -> tuple[int, int] | None:
+    """The ``(first, last)`` versions of the batch a guard's event was written in, if known."""
+    if "bf" not in guard or "bl" not in guard:
+        return None
+    return int(guard["bf"]["N"]), int(guard["bl"]["N"])
 
 
 def checkpoint_key(name: str) -> Item:

@@ -18,7 +18,8 @@ How an append stays correct with any number of writer processes (the measured co
   conditional put; the late writer's transaction then fails on that void and retries at new
   positions. Either the event or the void wins, atomically, so nothing is ever skipped.
 * The guard items (``e#<event id>``) make idempotency permanent: a retry of a committed batch
-  fails on its guards, and the original result is read back through them.
+  fails on its guards, and the original result is read back through them. Each guard also
+  holds its batch's first and last versions, so that part of a batch is not taken for it.
 
 A failed head condition comes back with the current version
 (``ReturnValuesOnConditionCheckFailure``), so a retry needs no extra read; ``TransactionConflict``
@@ -531,12 +532,7 @@ class DynamoDBEventStore(EventStore):
         ]
         global_items = [keys.all_key(first + i) | body for i, body in enumerate(bodies)]
         guards = [
-            keys.guard_key(event.id)
-            | {
-                "sid": {"S": stream_id},
-                "ver": {"N": str(head + i + 1)},
-                "pos": {"N": str(first + i)},
-            }
+            keys.guard_item(event.id, stream_id, head + i + 1, first + i, (head + 1, head + n))
             for i, event in enumerate(events)
         ]
         total = 0
@@ -597,7 +593,9 @@ class DynamoDBEventStore(EventStore):
             raise EventStoreError(
                 f"stream {stream_id!r}: event id guards exist without their events"
             )
-        return idempotent_result(stream_id, events, existing)
+        # A guard without bounds (written before guards carried them) is no batch: not a retry.
+        bounds = {UUID(_guard_id(g)): b for g in guards if (b := keys.guard_bounds(g)) is not None}
+        return idempotent_result(stream_id, events, existing, batch_bounds=bounds)
 
     # -- reading ---------------------------------------------------------------------------
 
