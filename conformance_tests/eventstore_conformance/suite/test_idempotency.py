@@ -121,11 +121,6 @@ async def test_a_batch_partly_overlapping_a_written_one_raises_and_writes_nothin
     assert (await store.append(stream, fresh, expected_version=2)).version == 4
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="core: idempotent_result() takes any contiguous run of a written batch for the "
-    "batch itself; telling them apart needs batch boundaries in storage (see the report)",
-)
 @requires(idempotency="window")
 @store_test
 async def test_retrying_part_of_a_written_batch_raises_duplicate_event_id(
