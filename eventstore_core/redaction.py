@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["redact_url"]
+__all__ = ["is_secret_name", "redact_url"]
 
 _SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|sig", re.IGNORECASE)
 _MASK = "***"
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an option or parameter called ``name`` probably holds a secret."""
+    return _SECRET_KEY.search(name) is not None
 
 
 def redact_url(url: str) -> str:
@@ -28,12 +33,12 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        if not any(_SECRET_KEY.search(k) for k, _ in pairs):
+        if not any(is_secret_name(k) for k, _ in pairs):
             query = parts.query
         else:
             changed = True
             query = urlencode(
-                [(k, _MASK if _SECRET_KEY.search(k) else v) for k, v in pairs], safe="*/:"
+                [(k, _MASK if is_secret_name(k) else v) for k, v in pairs], safe="*/:"
             )
     if not changed:
         return url

@@ -150,10 +150,17 @@ class SQLiteEventStore(EventStore):
             )
         except sqlite3.Error as error:
             raise BackendUnavailableError(f"cannot open SQLite file {self.path}: {error}") from None
-        await conn.execute_fetchall(
-            f"PRAGMA busy_timeout = {int(self._options.busy_timeout * 1000)}"
-        )
-        await conn.execute_fetchall(f"PRAGMA synchronous = {self._options.synchronous}")
+        try:
+            async with self._sqlite_errors():
+                busy_ms = int(self._options.busy_timeout * 1000)
+                await conn.execute_fetchall(f"PRAGMA busy_timeout = {busy_ms}")
+                await conn.execute_fetchall(f"PRAGMA synchronous = {self._options.synchronous}")
+                # Reading the schema fails at once on a file that is not a SQLite database.
+                await conn.execute_fetchall("SELECT count(*) FROM sqlite_schema")
+        except BaseException:
+            # Close the connection's thread too, or the process cannot exit.
+            await conn.close()
+            raise
         return conn
 
     async def _open(self) -> None:
@@ -235,6 +242,8 @@ class SQLiteEventStore(EventStore):
                 ) from None
             raise BackendUnavailableError(f"SQLite error on {self.path}: {message}") from None
         except sqlite3.DatabaseError as error:
+            if "not a database" in str(error):
+                raise EventStoreError(f"{self.path} is not a SQLite database") from None
             raise BackendUnavailableError(
                 f"SQLite error on {self.path}: {error}", maybe_applied=writing
             ) from None

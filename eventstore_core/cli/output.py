@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,19 +11,16 @@ from rich.table import Table
 from rich.text import Text
 
 from eventstore_core.models import Capabilities, RecordedEvent
+from eventstore_core.redaction import is_secret_name
 from eventstore_core.store import EventStore
 
 __all__ = ["capabilities_table", "event_json", "event_line", "store_json", "store_table"]
 
 
-# The same test as eventstore_core.redaction applies to URL query parameters: an option whose
-# name looks like a secret (a DynamoDB secret key, a token) is masked in ``info``'s output.
-_SECRET_NAME = re.compile(r"pass|secret|token|key|credential|auth|sig", re.IGNORECASE)
-
-
 def _options(store: EventStore) -> dict[str, Any]:
     return {
-        name: "***" if value and _SECRET_NAME.search(name) else value
+        # The same rule as for URL query parameters: secret-looking options are masked.
+        name: "***" if value and is_secret_name(name) else value
         for name, value in store.options.model_dump(mode="json").items()
     }
 
