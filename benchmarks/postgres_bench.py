@@ -142,7 +142,11 @@ async def raw_appends(url: str, seconds: float, writers: int, batch: int) -> flo
     async with es.connect(url, schema=schema) as store:
         await store.setup()  # the very same events table, indexes and constraints
     sql = RAW_INSERT.format(s=f'"{schema}"')
-    pool = await asyncpg.create_pool(url, min_size=writers, max_size=writers, init=_raw_init)
+    # One connection per writer, no pool: nothing between the writer and the statement (a pool
+    # would add its reset round trip on every release).
+    connections = [await asyncpg.connect(url) for _ in range(writers)]
+    for conn in connections:
+        await _raw_init(conn)
     try:
         stop = time.perf_counter() + seconds
         counts = [0] * writers
@@ -160,7 +164,7 @@ async def raw_appends(url: str, seconds: float, writers: int, batch: int) -> flo
                 types = ["OrderPlaced"] * batch
                 data = [orjson.dumps(PAYLOAD) for _ in range(batch)]
                 metadata = [METADATA] * batch
-                await pool.fetch(
+                await connections[w].fetch(
                     sql, f"Order-{run_id}w{w}x{stream_no}", versions, ids, types, data, metadata
                 )
                 version += batch
@@ -170,7 +174,8 @@ async def raw_appends(url: str, seconds: float, writers: int, batch: int) -> flo
         await asyncio.gather(*(writer(w) for w in range(writers)))
         return sum(counts) / (time.perf_counter() - start)
     finally:
-        await pool.close()
+        for conn in connections:
+            await conn.close()
 
 
 async def raw_read_all(url: str, schema: str) -> tuple[int, float]:
