@@ -379,6 +379,18 @@ class EventStore(abc.ABC):
     async def _close(self) -> None:
         """Release every connection and cancel every task the backend started."""
 
+    async def _subscription_started(self) -> None:
+        """A subscription started: start watching for other processes' commits, if needed.
+
+        Called once per subscription; with :meth:`_subscription_stopped` a backend can keep a
+        listener (a LISTEN connection, a polling task) only while subscriptions exist.
+        """
+        return  # optional hook: most backends need nothing here
+
+    async def _subscription_stopped(self) -> None:
+        """A started subscription stopped (also when the store closes)."""
+        return  # optional hook
+
     @abc.abstractmethod
     async def _append(
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion

@@ -77,6 +77,7 @@ class Subscription:
             self._after = await self._store.load_checkpoint(self._name)
         self._store._subscriptions.add(self)
         self._started = True
+        await self._store._subscription_started()
         return self
 
     async def close(self) -> None:
@@ -88,6 +89,8 @@ class Subscription:
         self._store._subscriptions.discard(self)
         # Wake a consumer blocked in __anext__ (from another task) so that it sees the close.
         self._store._notifier.notify()
+        if self._started:
+            await self._store._subscription_stopped()
 
     async def __aenter__(self) -> Subscription:
         return await self.start()

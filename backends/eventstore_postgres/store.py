@@ -63,12 +63,8 @@ from eventstore_core.models import (
     StreamState,
 )
 from eventstore_core.store import EventStore, check_expected_version, idempotent_result
-from eventstore_core.subscription import Subscription
 from eventstore_core.validation import (
     PreparedEvent,
-    validate_after,
-    validate_filter,
-    validate_name,
 )
 from eventstore_postgres import _migrations
 from eventstore_postgres._errors import (
@@ -196,18 +192,6 @@ def _event(row: Any) -> RecordedEvent:
     )
 
 
-class _ListeningSubscription(Subscription):
-    """A subscription that releases the store's LISTEN connection when the last one closes."""
-
-    async def close(self) -> None:
-        if self.closed:
-            return
-        await super().close()
-        store = self._store
-        assert isinstance(store, PostgresEventStore)
-        await store._subscription_closed()
-
-
 class PostgresEventStore(EventStore):
     """An event store in a PostgreSQL database (13 or later), through asyncpg.
 
@@ -306,30 +290,16 @@ class PostgresEventStore(EventStore):
 
         await self._with_connection(run, "setup", write=False, retry=True)
 
-    def subscribe(
-        self,
-        after: Position | str | None = None,
-        filter: EventFilter | None = None,
-        name: str | None = None,
-    ) -> Subscription:
-        """Catch up, then receive new events; LISTEN starts with the store's first subscription.
-
-        Other processes' commits arrive as a NOTIFY wake-up on a dedicated connection, which
-        reconnects by itself after a server restart; the core's fallback poll covers the gap.
-        """
-        position = validate_after(after)
-        event_filter = validate_filter(filter)
-        if name is not None:
-            validate_name(name, "name")
-        self._check_open()
-        subscription = _ListeningSubscription(self, after=position, filter=event_filter, name=name)
+    async def _subscription_started(self) -> None:
+        # Other processes' commits arrive as a NOTIFY wake-up on a dedicated connection, which
+        # reconnects by itself after a server restart; the core's fallback poll covers the gap.
+        # It starts with the store's first subscription.
         self._listening += 1
         if self._listener is None:
             self._listener = Listener(self._listen_connection, self._channel, self._wake_local)
             self._listener.start()
-        return subscription
 
-    async def _subscription_closed(self) -> None:
+    async def _subscription_stopped(self) -> None:
         # Leaving the last subscription frees its LISTEN connection and task (the contract:
         # leaving `async with store.subscribe()` frees every resource); the next one restarts it.
         self._listening -= 1

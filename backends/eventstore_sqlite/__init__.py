@@ -140,6 +140,7 @@ class SQLiteEventStore(EventStore):
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
+        self._watching = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -174,16 +175,9 @@ class SQLiteEventStore(EventStore):
             await self._writer.close()
             self._writer = None
             raise
-        self._watcher = asyncio.create_task(
-            self._watch(), name=f"eventstore-sqlite-watch {self.path}"
-        )
 
     async def _close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await self._stop_watcher()
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
@@ -195,24 +189,45 @@ class SQLiteEventStore(EventStore):
         async with self._write_lock, self._sqlite_errors():
             await self._w.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
 
+    async def _subscription_started(self) -> None:
+        # Watch for other processes' commits only while someone is subscribed.
+        self._watching += 1
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(
+                self._watch(), name=f"eventstore-sqlite-watch {self.path}"
+            )
+
+    async def _subscription_stopped(self) -> None:
+        self._watching -= 1
+        if self._watching <= 0:
+            self._watching = 0
+            await self._stop_watcher()
+
+    async def _stop_watcher(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+
     async def _watch(self) -> None:
         """Notify subscribers when another connection (process) has committed."""
         last: int | None = None
         interval = self._options.watch_interval
         while True:
-            await asyncio.sleep(interval)
-            if not self._subscriptions:
-                last = None
-                continue
             try:
                 async with self._read_lock:
                     rows = await self._r.execute_fetchall("PRAGMA data_version")
             except sqlite3.Error:
-                continue  # the subscription's own read will report a persistent problem
-            version = next(iter(rows))[0]
-            if last is not None and version != last:
-                self._notifier.notify()
-            last = version
+                rows = None  # the subscription's own read will report a persistent problem
+            if rows is not None:
+                version = next(iter(rows))[0]
+                # The first reading wakes subscribers too: a commit may have landed between
+                # a subscription's last read and this watcher's start.
+                if version != last:
+                    self._notifier.notify()
+                last = version
+            await asyncio.sleep(interval)
 
     @property
     def _w(self) -> aiosqlite.Connection:
