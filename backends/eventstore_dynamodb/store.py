@@ -158,6 +158,7 @@ class DynamoDBEventStore(EventStore):
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._watching = 0
         # Where a reader first saw each position it is waiting for (see _read_all_page).
         self._holes: dict[int, float] = {}
         self._heads: OrderedDict[str, int] = OrderedDict()
@@ -185,14 +186,30 @@ class DynamoDBEventStore(EventStore):
             await stack.aclose()
             raise translate(error, "open") from error
         self._stack = stack
-        self._watcher = asyncio.create_task(self._watch(), name=f"eventstore-dynamodb-{self.table}")
 
-    async def _close(self) -> None:
+    async def _subscription_started(self) -> None:
+        # Read the counter only while someone is subscribed (each read costs a read unit).
+        self._watching += 1
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(
+                self._watch(), name=f"eventstore-dynamodb-{self.table}"
+            )
+
+    async def _subscription_stopped(self) -> None:
+        self._watching -= 1
+        if self._watching <= 0:
+            self._watching = 0
+            await self._stop_watcher()
+
+    async def _stop_watcher(self) -> None:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+    async def _close(self) -> None:
+        await self._stop_watcher()
         stack, self._stack = self._stack, None
         self._client = None
         if stack is not None:
@@ -203,22 +220,19 @@ class DynamoDBEventStore(EventStore):
         last: int | None = None
         failing: str | None = None
         while True:
-            if self._subscriptions:
-                try:
-                    current = await self._read_counter()
-                except EventStoreError as error:
-                    if str(error) != failing:  # once per kind of failure, not every tick
-                        log.warning("reading the global counter failed: %s", error)
-                    failing = str(error)
-                else:
-                    failing = None
-                    # The first reading notifies too: a commit may have landed between a
-                    # subscription's last read and this one.
-                    if current != last:
-                        self._notifier.notify()
-                    last = current
+            try:
+                current = await self._read_counter()
+            except EventStoreError as error:
+                if str(error) != failing:  # once per kind of failure, not every tick
+                    log.warning("reading the global counter failed: %s", error)
+                failing = str(error)
             else:
-                last = None
+                failing = None
+                # The first reading notifies too: a commit may have landed between a
+                # subscription's last read and this one.
+                if current != last:
+                    self._notifier.notify()
+                last = current
             await asyncio.sleep(self._options.watch_interval)
 
     async def setup(self) -> None:
