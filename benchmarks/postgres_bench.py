@@ -136,17 +136,29 @@ async def _raw_init(conn: Any) -> None:
     )
 
 
-async def raw_appends(url: str, seconds: float, writers: int, batch: int) -> float:
-    """Events/s for the bare insert (same table as the adapter's, created by its migration)."""
+async def raw_appends(
+    url: str, seconds: float, writers: int, batch: int, *, pooled: bool = False
+) -> float:
+    """Events/s for the bare insert (same table as the adapter's, created by its migration).
+
+    By default each writer has a dedicated connection: the ceiling of the insert itself. With
+    ``pooled`` the writers share an ``asyncpg.create_pool`` with its defaults, as an
+    application typically would.
+    """
     schema = f"bench_raw_{batch}"
     async with es.connect(url, schema=schema) as store:
         await store.setup()  # the very same events table, indexes and constraints
     sql = RAW_INSERT.format(s=f'"{schema}"')
     # One connection per writer, no pool: nothing between the writer and the statement (a pool
-    # would add its reset round trip on every release).
-    connections = [await asyncpg.connect(url) for _ in range(writers)]
-    for conn in connections:
-        await _raw_init(conn)
+    # adds its own work and, by default, a reset round trip on every release).
+    pool = None
+    if pooled:
+        pool = await asyncpg.create_pool(url, min_size=writers, max_size=writers, init=_raw_init)
+        connections: list[Any] = [pool] * writers
+    else:
+        connections = [await asyncpg.connect(url) for _ in range(writers)]
+        for conn in connections:
+            await _raw_init(conn)
     try:
         stop = time.perf_counter() + seconds
         counts = [0] * writers
@@ -174,8 +186,11 @@ async def raw_appends(url: str, seconds: float, writers: int, batch: int) -> flo
         await asyncio.gather(*(writer(w) for w in range(writers)))
         return sum(counts) / (time.perf_counter() - start)
     finally:
-        for conn in connections:
-            await conn.close()
+        if pool is not None:
+            await pool.close()
+        else:
+            for conn in connections:
+                await conn.close()
 
 
 async def raw_read_all(url: str, schema: str) -> tuple[int, float]:
@@ -424,6 +439,11 @@ async def run(url: str, seconds: float, rounds: int) -> None:
             ("raw asyncpg", lambda: raw_appends(url, per_round, WRITERS, 1)),
         ],
     )
+    pooled = await best_of(
+        rounds,
+        "append 1 event x 16 writers",
+        [("raw asyncpg (pool)", lambda: raw_appends(url, per_round, WRITERS, 1, pooled=True))],
+    )
     print("appends, 100-event batches, 4 writers", file=sys.stderr)
     results += await best_of(
         rounds,
@@ -437,6 +457,16 @@ async def run(url: str, seconds: float, rounds: int) -> None:
                 ),
             ),
             ("raw asyncpg", lambda: raw_appends(url, per_round, BATCH_WRITERS, BATCH)),
+        ],
+    )
+    pooled += await best_of(
+        rounds,
+        "append 100-event batches x 4 writers",
+        [
+            (
+                "raw asyncpg (pool)",
+                lambda: raw_appends(url, per_round, BATCH_WRITERS, BATCH, pooled=True),
+            )
         ],
     )
     print("read_all catch-up", file=sys.stderr)
@@ -469,6 +499,14 @@ async def run(url: str, seconds: float, rounds: int) -> None:
         print(
             f"| {ours.scenario} | {ours.value:,.0f} | {theirs.value:,.0f} | {raw.value:,.0f} |"
             f" {ours.value / theirs.value:.1f}x | {ours.value / raw.value:.2f}x |"
+        )
+    print()
+    for i, raw_pooled in enumerate(pooled):
+        ours = results[3 * i]
+        print(
+            f"{raw_pooled.scenario}, raw asyncpg through a default asyncpg pool: "
+            f"{raw_pooled.value:,.0f} events/s; eventstore-core at "
+            f"{ours.value / raw_pooled.value:.2f}x of it"
         )
     print()
     print(

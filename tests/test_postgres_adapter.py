@@ -187,6 +187,26 @@ async def test_concurrent_writer_processes_never_make_a_tailing_reader_skip(
     assert [e.id for e in seen] == [e.id for e in everything]
 
 
+async def test_the_last_append_before_a_store_closes_still_wakes_other_subscribers(
+    pg_url: str,
+) -> None:
+    """A writer that appends and closes at once (a batch job) still sends its wake-up.
+
+    The subscriber's fallback poll is 30 s, so only the NOTIFY can deliver within the bound.
+    """
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    async with es.connect(pg_url, schema=schema, poll_interval=30) as reader:
+        await reader.setup()
+        marker = await reader.append("Marker-1", _events(1))
+        async with reader.subscribe(after=marker.position) as subscription:
+            waiting = asyncio.ensure_future(anext(subscription))  # caught up, waiting for news
+            await asyncio.sleep(0.5)  # let the LISTEN connection register before the commit
+            async with es.connect(pg_url, schema=schema) as writer:
+                await writer.append("Late-1", _events(1))
+            event = await asyncio.wait_for(waiting, 5)
+    assert event.stream_id == "Late-1"
+
+
 async def test_setup_run_by_many_stores_at_once_applies_each_migration_once(pg_url: str) -> None:
     schema = f"m_{uuid.uuid4().hex[:12]}"
     stores = [es.connect(pg_url, schema=schema, pool_min_size=1) for _ in range(6)]

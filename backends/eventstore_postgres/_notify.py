@@ -46,9 +46,14 @@ class Waker:
         self._debounce = debounce
         self._requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Requests made, and requests covered by a wake-up that was sent: close() compares them
+        # so that the last commits before a store closes still wake other processes.
+        self._requests = 0
+        self._covered = 0
 
     def request(self) -> None:
         """Ask for a wake-up to be sent soon; never blocks and never fails the caller."""
+        self._requests += 1
         self._requested.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
@@ -59,20 +64,35 @@ class Waker:
         while True:
             await self._requested.wait()
             self._requested.clear()
+            covering = self._requests
             try:
                 await self._send()
             except Exception as error:  # a missed wake-up only delays subscribers (fallback poll)
                 log.debug("could not send the wake-up notification: %r", error)
+            else:
+                self._covered = covering
             if self._debounce > 0:
                 await asyncio.sleep(self._debounce)
 
-    async def close(self) -> None:
-        """Stop the sender task (a pending wake-up is dropped)."""
+    async def close(self, flush_timeout: float = 1.0) -> None:
+        """Stop the sender task, sending first a wake-up still owed for the last commits.
+
+        Without this, the commits made just before a store closes (a batch job's last
+        appends) would reach other processes' subscribers only at their fallback poll.
+        """
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._covered != self._requests:
+            try:
+                async with asyncio.timeout(flush_timeout):
+                    await self._send()
+            except Exception as error:  # best effort: subscribers still have their poll
+                log.debug("could not send the last wake-up notification: %r", error)
+            else:
+                self._covered = self._requests
 
 
 def _setter(event: asyncio.Event) -> Callable[..., None]:
