@@ -139,6 +139,8 @@ class EventStore(abc.ABC):
         self._notifier = Notifier()
         self._is_open = False
         self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        self._watcher: asyncio.Task[None] | None = None
+        self._watching = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class EventStore(abc.ABC):
             return
         for subscription in list(self._subscriptions):
             await subscription.close()
+        await self._stop_watching()
         self._is_open = False
         await self._close()
         log.debug("closed %s", self.url)
@@ -379,17 +382,43 @@ class EventStore(abc.ABC):
     async def _close(self) -> None:
         """Release every connection and cancel every task the backend started."""
 
-    async def _subscription_started(self) -> None:
-        """A subscription started: start watching for other processes' commits, if needed.
+    async def _watch(self) -> None:
+        """Optional hook: watch for commits made by other processes, for live subscriptions.
 
-        Called once per subscription; with :meth:`_subscription_stopped` a backend can keep a
-        listener (a LISTEN connection, a polling task) only while subscriptions exist.
+        A backend whose storage can be shared implements this as a loop (a LISTEN connection,
+        a cheap poll) that calls ``self._notifier.notify()`` when something may have been
+        committed elsewhere. The core runs it as one task per store while at least one
+        subscription is open, and cancels it with the last one (or when the store closes).
         """
-        return  # optional hook: most backends need nothing here
+        return
+
+    async def _subscription_started(self) -> None:
+        # One watcher per store, whatever the number of subscriptions.
+        self._watching += 1
+        if self._watcher is None and type(self)._watch is not EventStore._watch:
+            self._watcher = asyncio.create_task(
+                self._run_watch(), name=f"eventstore-watch {self.url}"
+            )
 
     async def _subscription_stopped(self) -> None:
-        """A started subscription stopped (also when the store closes)."""
-        return  # optional hook
+        self._watching -= 1
+        if self._watching <= 0:
+            self._watching = 0
+            await self._stop_watching()
+
+    async def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _run_watch(self) -> None:
+        try:
+            await self._watch()
+        except Exception:
+            # Subscriptions still have their fallback poll; say why they became slower.
+            log.exception("the watcher of %s failed; live subscriptions fall back to polling", self)
 
     @abc.abstractmethod
     async def _append(

@@ -157,8 +157,6 @@ class DynamoDBEventStore(EventStore):
         self.table = _table_name(url)
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
-        self._watcher: asyncio.Task[None] | None = None
-        self._watching = 0
         # Where a reader first saw each position it is waiting for (see _read_all_page).
         self._holes: dict[int, float] = {}
         self._heads: OrderedDict[str, int] = OrderedDict()
@@ -187,29 +185,7 @@ class DynamoDBEventStore(EventStore):
             raise translate(error, "open") from error
         self._stack = stack
 
-    async def _subscription_started(self) -> None:
-        # Read the counter only while someone is subscribed (each read costs a read unit).
-        self._watching += 1
-        if self._watcher is None:
-            self._watcher = asyncio.create_task(
-                self._watch(), name=f"eventstore-dynamodb-{self.table}"
-            )
-
-    async def _subscription_stopped(self) -> None:
-        self._watching -= 1
-        if self._watching <= 0:
-            self._watching = 0
-            await self._stop_watcher()
-
-    async def _stop_watcher(self) -> None:
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-
     async def _close(self) -> None:
-        await self._stop_watcher()
         stack, self._stack = self._stack, None
         self._client = None
         if stack is not None:

@@ -114,22 +114,15 @@ class Listener:
         self._connect = connect
         self._channel = channel
         self._on_wakeup = on_wakeup
-        self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         #: How many times a LISTEN connection was established (tests observe reconnects).
         self.connections_made = 0
 
-    def start(self) -> None:
-        """Start the supervising task (idempotent)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="eventstore-postgres-listen"
-            )
-
     def _on_notification(self, *_: object) -> None:
         self._on_wakeup()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting with backoff whenever the connection drops."""
         delay = 0.05
         while True:
             conn: Any = None
@@ -164,11 +157,3 @@ class Listener:
                         conn.terminate()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-
-    async def close(self) -> None:
-        """Stop listening and close the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

@@ -224,7 +224,6 @@ class PostgresEventStore(EventStore):
         self._pool: Any = None
         self._waker: Waker | None = None
         self._listener: Listener | None = None
-        self._listening = 0
 
     @staticmethod
     def _build_dsn(url: ParsedUrl, options: PostgresOptions) -> str:
@@ -265,9 +264,6 @@ class PostgresEventStore(EventStore):
             self._waker = Waker(self._send_wakeup, options.notify_debounce)
 
     async def _close(self) -> None:
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
         if self._waker is not None:
             await self._waker.close()
             self._waker = None
@@ -290,23 +286,17 @@ class PostgresEventStore(EventStore):
 
         await self._with_connection(run, "setup", write=False, retry=True)
 
-    async def _subscription_started(self) -> None:
+    async def _watch(self) -> None:
         # Other processes' commits arrive as a NOTIFY wake-up on a dedicated connection, which
         # reconnects by itself after a server restart; the core's fallback poll covers the gap.
-        # It starts with the store's first subscription.
-        self._listening += 1
-        if self._listener is None:
-            self._listener = Listener(self._listen_connection, self._channel, self._wake_local)
-            self._listener.start()
-
-    async def _subscription_stopped(self) -> None:
-        # Leaving the last subscription frees its LISTEN connection and task (the contract:
-        # leaving `async with store.subscribe()` frees every resource); the next one restarts it.
-        self._listening -= 1
-        if self._listening <= 0 and self._listener is not None:
-            listener, self._listener = self._listener, None
-            self._listening = 0
-            await listener.close()
+        # The core runs this only while subscriptions exist, so leaving the last subscription
+        # frees the LISTEN connection (the contract: leaving `async with` frees everything).
+        listener = Listener(self._listen_connection, self._channel, self._wake_local)
+        self._listener = listener
+        try:
+            await listener.run()
+        finally:
+            self._listener = None
 
     async def _listen_connection(self) -> Any:
         kwargs = self._connect_kwargs()

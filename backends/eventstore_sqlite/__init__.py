@@ -139,8 +139,6 @@ class SQLiteEventStore(EventStore):
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
-        self._watcher: asyncio.Task[None] | None = None
-        self._watching = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -177,7 +175,6 @@ class SQLiteEventStore(EventStore):
             raise
 
     async def _close(self) -> None:
-        await self._stop_watcher()
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
@@ -188,27 +185,6 @@ class SQLiteEventStore(EventStore):
         self._check_open()
         async with self._write_lock, self._sqlite_errors():
             await self._w.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
-
-    async def _subscription_started(self) -> None:
-        # Watch for other processes' commits only while someone is subscribed.
-        self._watching += 1
-        if self._watcher is None:
-            self._watcher = asyncio.create_task(
-                self._watch(), name=f"eventstore-sqlite-watch {self.path}"
-            )
-
-    async def _subscription_stopped(self) -> None:
-        self._watching -= 1
-        if self._watching <= 0:
-            self._watching = 0
-            await self._stop_watcher()
-
-    async def _stop_watcher(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
 
     async def _watch(self) -> None:
         """Notify subscribers when another connection (process) has committed."""
