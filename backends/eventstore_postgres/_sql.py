@@ -48,6 +48,20 @@ def _append(s: str, head: str) -> str:
     """
 
 
+def _filtered(s: str, match: str, after: str, page: str) -> str:
+    # One index range scan per requested value of $4 (LATERAL), each already in position
+    # order and bounded by the page size, merged by the outer ORDER BY: the cost of a page
+    # does not grow with the number of non-matching events.
+    return f"""
+        SELECT {EVENT_COLUMNS} FROM unnest($4::text[]) AS f(value)
+        CROSS JOIN LATERAL (
+            SELECT {EVENT_COLUMNS} FROM {s}.events
+            WHERE {match} AND {after} AND {GATE} {page}
+        ) AS e
+        {page}
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Statements:
     """Every statement the adapter sends, for one schema."""
@@ -132,31 +146,11 @@ class Statements:
             # One index range scan per requested value (LATERAL), each already in position
             # order and bounded by the page size, merged by the outer ORDER BY: the cost of a
             # page does not grow with the number of non-matching events.
-            read_all_by_type=f"""
-                SELECT {EVENT_COLUMNS} FROM unnest($4::text[]) AS f(value)
-                CROSS JOIN LATERAL (
-                    SELECT {EVENT_COLUMNS} FROM {s}.events
-                    WHERE type = f.value AND {after} AND {GATE} {page}
-                ) AS e
-                {page}
-            """,
-            read_all_by_category=f"""
-                SELECT {EVENT_COLUMNS} FROM unnest($4::text[]) AS f(value)
-                CROSS JOIN LATERAL (
-                    SELECT {EVENT_COLUMNS} FROM {s}.events
-                    WHERE category = f.value AND {after} AND {GATE} {page}
-                ) AS e
-                {page}
-            """,
-            read_all_by_type_and_category=f"""
-                SELECT {EVENT_COLUMNS} FROM unnest($4::text[]) AS f(value)
-                CROSS JOIN LATERAL (
-                    SELECT {EVENT_COLUMNS} FROM {s}.events
-                    WHERE type = f.value AND category = ANY($5::text[])
-                      AND {after} AND {GATE} {page}
-                ) AS e
-                {page}
-            """,
+            read_all_by_type=_filtered(s, "type = f.value", after, page),
+            read_all_by_category=_filtered(s, "category = f.value", after, page),
+            read_all_by_type_and_category=_filtered(
+                s, "type = f.value AND category = ANY($5::text[])", after, page
+            ),
             # Keep only the latest snapshot: an older one never replaces a newer one.
             save_snapshot=f"""
                 INSERT INTO {s}.snapshots AS s (stream_id, version, type, data)
