@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from uuid import UUID
 
 from eventstore_core import serialization
@@ -32,9 +32,12 @@ __all__ = [
 MAX_NAME_LENGTH = 255
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedEvent:
-    """A validated :class:`NewEvent` with its data and metadata already encoded as JSON."""
+class PreparedEvent(NamedTuple):
+    """A validated :class:`NewEvent` with its data and metadata already encoded as JSON.
+
+    A named tuple, not a frozen dataclass: one is built per appended event, and a tuple is
+    built in a single step (a frozen dataclass sets each field through ``object.__setattr__``).
+    """
 
     id: UUID
     type: str
@@ -49,8 +52,21 @@ class PreparedEvent:
         return len(self.data) + len(self.metadata) + len(self.type.encode())
 
 
+def _is_plain_name(value: object) -> bool:
+    # The fast path of validate_name, for the common case of a valid name: a printable str has
+    # no control (Cc) or surrogate (Cs) character, and isprintable() checks that in C.
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_NAME_LENGTH
+        and value.isprintable()
+        and value[0] != "$"
+    )
+
+
 def validate_name(value: object, what: str) -> str:
     """Check a stream id, event type, snapshot type or checkpoint name."""
+    if _is_plain_name(value):
+        return value  # type: ignore[return-value]
     if not isinstance(value, str):
         raise InvalidEventError(f"{what} must be a str, got {type(value).__name__}", field=what)
     if not value:
@@ -92,6 +108,16 @@ def _encode(value: object, what: str) -> bytes:
         raise InvalidEventError(f"{what} is not JSON-serialisable: {error}", field=what) from None
 
 
+def _encode_event_part(value: object, index: int, part: str) -> bytes:
+    # _encode, with the field name ("events[3].data") built only for an error message.
+    if isinstance(value, Mapping):
+        try:
+            return serialization.dumps(value)
+        except TypeError:
+            pass
+    return _encode(value, f"events[{index}].{part}")
+
+
 def prepare_batch(
     events: Sequence[NewEvent], *, max_event_bytes: int, max_append_events: int
 ) -> list[PreparedEvent]:
@@ -113,29 +139,38 @@ def prepare_batch(
     prepared: list[PreparedEvent] = []
     seen: set[UUID] = set()
     for index, event in enumerate(events):
-        where = f"events[{index}]"
+        # Field names like "events[3].type" are only built for an error message.
         if not isinstance(event, NewEvent):
             raise InvalidEventError(
-                f"{where} must be a NewEvent, got {type(event).__name__}", field="events"
+                f"events[{index}] must be a NewEvent, got {type(event).__name__}", field="events"
             )
-        if not isinstance(event.id, UUID):
-            raise InvalidEventError(f"{where}.id must be a UUID", field="id")
-        if event.id in seen:
+        event_id = event.id
+        if not isinstance(event_id, UUID):
+            raise InvalidEventError(f"events[{index}].id must be a UUID", field="id")
+        if event_id in seen:
             raise DuplicateEventIdError(
-                f"event id {event.id} appears twice in one batch", event_ids=(str(event.id),)
+                f"event id {event_id} appears twice in one batch", event_ids=(str(event_id),)
             )
-        seen.add(event.id)
+        seen.add(event_id)
+        event_type = event.type
+        if not _is_plain_name(event_type):
+            validate_name(event_type, f"events[{index}].type")
+        correlation_id, causation_id = event.correlation_id, event.causation_id
+        if correlation_id is not None:
+            _validate_optional_id(correlation_id, f"events[{index}].correlation_id")
+        if causation_id is not None:
+            _validate_optional_id(causation_id, f"events[{index}].causation_id")
         item = PreparedEvent(
-            id=event.id,
-            type=validate_name(event.type, f"{where}.type"),
-            data=_encode(event.data, f"{where}.data"),
-            metadata=_encode(event.metadata, f"{where}.metadata"),
-            correlation_id=_validate_optional_id(event.correlation_id, f"{where}.correlation_id"),
-            causation_id=_validate_optional_id(event.causation_id, f"{where}.causation_id"),
+            event_id,
+            event_type,
+            _encode_event_part(event.data, index, "data"),
+            _encode_event_part(event.metadata, index, "metadata"),
+            correlation_id,
+            causation_id,
         )
         if item.size > max_event_bytes:
             raise InvalidEventError(
-                f"{where} is {item.size} bytes encoded; this backend takes at most "
+                f"events[{index}] is {item.size} bytes encoded; this backend takes at most "
                 f"{max_event_bytes} bytes per event (max_event_bytes)",
                 field="data",
             )

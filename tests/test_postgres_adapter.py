@@ -71,9 +71,9 @@ async def _begin_slow_append(
     rows = await conn.fetch(
         store._sql.append_from_zero,
         stream_id,
-        1,
         0,
         2**62,
+        1,
         [event.id],
         [event.type],
         [b'{"slow": true}'],

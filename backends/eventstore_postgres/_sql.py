@@ -38,13 +38,49 @@ def _append(s: str, head: str) -> str:
         WITH head AS ({head})
         INSERT INTO {s}.events (stream_id, version, event_id, type, data, metadata,
                                 correlation_id, causation_id)
-        SELECT $1::text, head.version - $2::bigint + e.ord, e.id, e.type, e.data,
+        SELECT $1::text, head.version - $4::bigint + e.ord, e.id, e.type, e.data,
                e.metadata, e.correlation_id, e.causation_id
         FROM head,
              unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::text[], $10::text[])
              WITH ORDINALITY AS e(id, type, data, metadata, correlation_id, causation_id, ord)
         ORDER BY e.ord
         RETURNING tx_id, seq, version, recorded_at
+    """
+
+
+def _append_one(s: str, head: str) -> str:
+    # One event: plain parameters instead of arrays. Measured with 16 single-event writers,
+    # unnest ... WITH ORDINALITY ... ORDER BY cost the server about a quarter of the
+    # throughput, and encoding six one-element arrays cost the client 30-40 µs per append.
+    return f"""
+        WITH head AS ({head})
+        INSERT INTO {s}.events (stream_id, version, event_id, type, data, metadata,
+                                correlation_id, causation_id)
+        SELECT $1::text, head.version, $4::uuid, $5::text, $6::jsonb, $7::jsonb, $8::text,
+               $9::text
+        FROM head
+        RETURNING tx_id, seq, version, recorded_at
+    """
+
+
+def _head_from_zero(s: str, count: str) -> str:
+    # A missing stream counts as version 0, so when 0 is in range the head row is upserted
+    # (ON CONFLICT only fires for a proposed row).
+    return f"""
+        INSERT INTO {s}.streams AS h (stream_id, version) VALUES ($1::text, {count})
+        ON CONFLICT (stream_id) DO UPDATE
+            SET version = h.version + {count}
+            WHERE h.version BETWEEN $2::bigint AND $3::bigint
+        RETURNING h.version
+    """
+
+
+def _head_existing(s: str, count: str) -> str:
+    # 0 is not in range: the existing row must be updated.
+    return f"""
+        UPDATE {s}.streams AS h SET version = h.version + {count}
+        WHERE h.stream_id = $1::text AND h.version BETWEEN $2::bigint AND $3::bigint
+        RETURNING h.version
     """
 
 
@@ -68,6 +104,8 @@ class Statements:
 
     append_from_zero: str
     append_existing: str
+    append_one_from_zero: str
+    append_one_existing: str
     events_by_id: str
     stream_version: str
     read_stream_forward: str
@@ -87,29 +125,14 @@ class Statements:
         page = "ORDER BY tx_id, seq LIMIT $3"
         after = "(tx_id, seq) > ($1::xid8, $2::bigint)"
         return cls(
-            # $1 stream id, $2 number of events, $3/$4 the inclusive range the current version
-            # must lie in (ANY = [0, max], NO_STREAM = [0, 0], STREAM_EXISTS = [1, max], an
-            # exact version N = [N, N]); $5.. the event columns as arrays. A missing stream
-            # counts as version 0, so when 0 is in range the head row is upserted (ON CONFLICT
-            # only fires for a proposed row), otherwise the existing row must be updated.
-            append_from_zero=_append(
-                s,
-                f"""
-                INSERT INTO {s}.streams AS h (stream_id, version) VALUES ($1::text, $2::bigint)
-                ON CONFLICT (stream_id) DO UPDATE
-                    SET version = h.version + $2::bigint
-                    WHERE h.version BETWEEN $3::bigint AND $4::bigint
-                RETURNING h.version
-                """,
-            ),
-            append_existing=_append(
-                s,
-                f"""
-                UPDATE {s}.streams AS h SET version = h.version + $2::bigint
-                WHERE h.stream_id = $1::text AND h.version BETWEEN $3::bigint AND $4::bigint
-                RETURNING h.version
-                """,
-            ),
+            # $1 stream id, $2/$3 the inclusive range the current version must lie in
+            # (ANY = [0, max], NO_STREAM = [0, 0], STREAM_EXISTS = [1, max], an exact version
+            # N = [N, N]); then either $4 the number of events and $5.. the event columns as
+            # arrays, or (one event) $4.. its columns.
+            append_from_zero=_append(s, _head_from_zero(s, "$4::bigint")),
+            append_existing=_append(s, _head_existing(s, "$4::bigint")),
+            append_one_from_zero=_append_one(s, _head_from_zero(s, "1")),
+            append_one_existing=_append_one(s, _head_existing(s, "1")),
             # The cold path after a failed condition or a unique violation: the stream's actual
             # version and whichever of the batch's ids already exist, each with the first and
             # last versions of the batch it was written in. An append is one statement, hence

@@ -74,6 +74,7 @@ from eventstore_postgres._errors import (
     unexpected,
 )
 from eventstore_postgres._notify import Listener, Waker
+from eventstore_postgres._pool import ConnectionPool
 from eventstore_postgres._sql import Statements
 
 __all__ = ["PostgresEventStore", "PostgresOptions"]
@@ -175,6 +176,11 @@ def _decode_jsonb(value: bytes) -> bytes:
     return value[1:]
 
 
+def _version_of(row: Any) -> int:
+    version: int = row[2]
+    return version
+
+
 def _event(row: Any) -> RecordedEvent:
     # read_all is the hot path (catch-up over millions of events): rows from our own table are
     # valid by construction, so they skip validation, and data/metadata stay JSON until read.
@@ -221,7 +227,7 @@ class PostgresEventStore(EventStore):
         self._sql = Statements.for_schema(quoted)
         self._channel = f"eventstore_{self._schema}"
         self._dsn = self._build_dsn(url, options)
-        self._pool: Any = None
+        self._pool: ConnectionPool | None = None
         self._waker: Waker | None = None
         self._listener: Listener | None = None
 
@@ -248,18 +254,28 @@ class PostgresEventStore(EventStore):
             "server_settings": {"application_name": self._options.application_name},
         }
 
+    async def _new_connection(self) -> Any:
+        conn = await asyncpg.connect(**self._connect_kwargs())
+        try:
+            await _init_connection(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
+
     async def _open(self) -> None:
         options = self._options
+        pool = ConnectionPool(
+            self._new_connection,
+            min_size=options.pool_min_size,
+            max_size=options.pool_max_size,
+            acquire_timeout=options.connect_timeout,
+        )
         try:
-            self._pool = await asyncpg.create_pool(
-                min_size=min(options.pool_min_size, options.pool_max_size),
-                max_size=options.pool_max_size,
-                init=_init_connection,
-                reset=_keep_session,
-                **self._connect_kwargs(),
-            )
+            await pool.open()
         except Exception as error:
             raise self._map(error, "open", sent=False) from error
+        self._pool = pool
         if options.notify:
             self._waker = Waker(self._send_wakeup, options.notify_debounce)
 
@@ -309,7 +325,11 @@ class PostgresEventStore(EventStore):
     async def _send_wakeup(self) -> None:
         if self._pool is None:
             return
-        await self._pool.execute("SELECT pg_notify($1, '')", self._channel)
+
+        async def notify(conn: Any) -> None:
+            await conn.execute("SELECT pg_notify($1, '')", self._channel)
+
+        await self._with_connection(notify, "notify", write=False, retry=False)
 
     # -- running statements ----------------------------------------------------------------
 
@@ -342,15 +362,31 @@ class PostgresEventStore(EventStore):
         for attempt in range(attempts):
             sent = False
             try:
-                async with pool.acquire(timeout=self._options.connect_timeout) as conn:
-                    sent = True
-                    return await work(conn)
+                conn = await pool.acquire()
+            except Exception as error:
+                raise self._map(error, what, sent=False) from error
+            # A connection interrupted mid-call (cancelled, timed out, lost) may still be busy
+            # with the statement: it is closed, not reused. A server-reported error (a unique
+            # violation, say) leaves it idle and usable.
+            reusable = False
+            try:
+                sent = True
+                result = await work(conn)
+                reusable = True
+                return result
             except CONNECTION_ERRORS as error:
+                # The others likely died with it (server restart): retry on a fresh connection.
+                pool.discard_idle()
                 if attempt + 1 < attempts:
                     continue
                 raise self._map(error, what, sent=sent and write) from error
+            except asyncpg.PostgresError as error:
+                reusable = not is_unavailable(error)
+                raise self._map(error, what, sent=sent and write) from error
             except Exception as error:
                 raise self._map(error, what, sent=sent and write) from error
+            finally:
+                pool.release(conn, reusable=reusable)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- writing ---------------------------------------------------------------------------
@@ -359,19 +395,30 @@ class PostgresEventStore(EventStore):
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
     ) -> AppendResult:
         lo, hi = _expected_range(expected_version)
-        statement = self._sql.append_from_zero if lo == 0 else self._sql.append_existing
-        args = (
-            stream_id,
-            len(events),
-            lo,
-            hi,
-            [e.id for e in events],
-            [e.type for e in events],
-            [e.data for e in events],
-            [e.metadata for e in events],
-            [e.correlation_id for e in events],
-            [e.causation_id for e in events],
-        )
+        sql = self._sql
+        args: tuple[Any, ...]
+        if len(events) == 1:
+            # The common case (one command, one event) has its own, cheaper statement.
+            e = events[0]
+            statement = sql.append_one_from_zero if lo == 0 else sql.append_one_existing
+            args = (
+                stream_id, lo, hi, e.id, e.type, e.data, e.metadata, e.correlation_id,
+                e.causation_id,
+            )  # fmt: skip
+        else:
+            statement = sql.append_from_zero if lo == 0 else sql.append_existing
+            args = (
+                stream_id,
+                lo,
+                hi,
+                len(events),
+                [e.id for e in events],
+                [e.type for e in events],
+                [e.data for e in events],
+                [e.metadata for e in events],
+                [e.correlation_id for e in events],
+                [e.causation_id for e in events],
+            )
 
         async def insert(conn: Any) -> list[Any] | None:
             try:
@@ -387,8 +434,8 @@ class PostgresEventStore(EventStore):
             if rows:
                 if self._waker is not None:
                     self._waker.request()
-                last = max(rows, key=lambda row: row[2])
-                return AppendResult(version=last[2], position=Position((last[0], last[1])))
+                last = rows[-1] if len(rows) == 1 else max(rows, key=_version_of)
+                return AppendResult(version=last[2], position=Position.of(last[0], last[1]))
             # Nothing was written: find out why. Ids that already exist decide first (a retry
             # of a committed batch returns its original result whatever expected_version says).
             existing, actual = await self._conflict_state(stream_id, events)
