@@ -141,3 +141,32 @@ def test_idempotent_result_refuses_part_of_a_written_batch() -> None:
     bounds = {a.id: (4, 6), b.id: (4, 6)}
     with pytest.raises(es.DuplicateEventIdError):
         retry(a, b, c)
+
+
+def test_recorded_event_fields_are_read_only() -> None:
+    event = _recorded("S-1", 1, es.NewEvent("A", {"x": 1}))
+    for name in ("stream_id", "version", "position", "id", "type", "data", "recorded_at"):
+        with pytest.raises(AttributeError):
+            setattr(event, name, None)
+        with pytest.raises(AttributeError):
+            delattr(event, name)
+    with pytest.raises(AttributeError):
+        event.extra = 1  # type: ignore[attr-defined]
+
+
+def test_recorded_event_from_json_decodes_once_and_equals_the_decoded_form() -> None:
+    from datetime import UTC, datetime
+
+    at = datetime.now(UTC)
+    new = es.NewEvent("A", {"x": [1, 2]}, {"user": "u1"})
+    args = ("S-1", 1, es.Position.of(7, 1), new.id, "A")
+    lazy = es.RecordedEvent.from_json(*args, b'{"x":[1,2]}', b'{"user":"u1"}', None, None, at)
+    eager = es.RecordedEvent(*args, {"x": [1, 2]}, {"user": "u1"}, None, None, at)
+    assert lazy == eager
+    assert hash(lazy) == hash(eager)
+    assert lazy.data == {"x": [1, 2]}
+    assert lazy.data is lazy.data  # decoded once, then kept
+    assert lazy.metadata == {"user": "u1"}
+    copy = pickle.loads(pickle.dumps(lazy))
+    assert copy == eager
+    assert "data={'x': [1, 2]}" in repr(lazy)

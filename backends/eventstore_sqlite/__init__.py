@@ -414,10 +414,10 @@ def _now_micros() -> int:
 
 
 def _decode_rows(rows: Iterable[Any]) -> list[RecordedEvent]:
-    # Rows of our own table are valid by construction: the fast constructors skip validation,
-    # and data/metadata stay JSON until the caller reads them.
+    # Rows of our own table are valid by construction: nothing is validated, and data/metadata
+    # stay JSON until the caller reads them.
     return [
-        RecordedEvent.from_json(
+        RecordedEvent(
             row[0],
             row[1],
             Position.of(row[2]),
