@@ -170,3 +170,18 @@ def test_recorded_event_from_json_decodes_once_and_equals_the_decoded_form() -> 
     copy = pickle.loads(pickle.dumps(lazy))
     assert copy == eager
     assert "data={'x': [1, 2]}" in repr(lazy)
+
+
+def test_recorded_event_given_position_parts_builds_the_position_when_read() -> None:
+    from datetime import UTC, datetime
+
+    at = datetime.now(UTC)
+    new = es.NewEvent("A", {})
+    from_parts = es.RecordedEvent("S-1", 1, (7, 1), new.id, "A", b"{}", b"{}", None, None, at)
+    built = es.RecordedEvent("S-1", 1, es.Position((7, 1)), new.id, "A", {}, {}, None, None, at)
+    assert isinstance(from_parts.position, es.Position)
+    assert from_parts.position is from_parts.position
+    assert str(from_parts.position) == "7:1"
+    assert from_parts == built
+    assert hash(from_parts) == hash(built)
+    assert pickle.loads(pickle.dumps(from_parts)).position == es.Position.parse("7:1")

@@ -187,9 +187,10 @@ def _version_of(row: Any) -> int:
 def _event(row: Any) -> RecordedEvent:
     # read_all is the hot path (catch-up over millions of events): rows from our own table are
     # valid by construction, so nothing is validated, and data/metadata stay JSON until read.
+    # The position is passed as its parts; RecordedEvent builds the Position when it is read.
     return RecordedEvent(
-        row[2], row[3], Position.of(row[0], row[1]), row[4], row[5], row[6], row[7], row[8],
-        row[9], row[10],
+        row[2], row[3], (row[0], row[1]), row[4], row[5], row[6], row[7], row[8], row[9],
+        row[10],
     )  # fmt: skip
 
 

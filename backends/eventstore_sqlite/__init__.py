@@ -420,7 +420,7 @@ def _decode_rows(rows: Iterable[Any]) -> list[RecordedEvent]:
         RecordedEvent(
             row[0],
             row[1],
-            Position.of(row[2]),
+            (row[2],),  # the position's parts: built into a Position when read
             UUID(bytes=row[3]),
             row[4],
             row[5],
