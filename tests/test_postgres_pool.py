@@ -10,29 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 from eventstore_postgres._pool import ConnectionPool, PoolTimeoutError
-from services.postgres import postgres_url
 
 import eventstore_core as es
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture(scope="session")
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The session's server: the conftest ``postgres_url`` fixture if there is one."""
-    try:
-        url: str = request.getfixturevalue("postgres_url")
-    except pytest.FixtureLookupError:
-        with postgres_url() as started:
-            yield started
-        return
-    yield url
 
 
 class Connector:
@@ -52,8 +39,8 @@ class Connector:
 
 
 @pytest.fixture
-async def connector(pg_url: str) -> AsyncIterator[Connector]:
-    made = Connector(pg_url)
+async def connector(postgres_url: str) -> AsyncIterator[Connector]:
+    made = Connector(postgres_url)
     yield made
     for conn in made.opened:
         conn.terminate()
@@ -262,9 +249,13 @@ async def test_closing_fails_waiters_and_closes_busy_connections_on_release(
         await pool.acquire()
 
 
-async def test_a_store_whose_pool_stays_busy_raises_backend_unavailable(pg_url: str) -> None:
+async def test_a_store_whose_pool_stays_busy_raises_backend_unavailable(
+    postgres_url: str,
+) -> None:
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    async with es.connect(pg_url, schema=schema, pool_max_size=1, connect_timeout=0.3) as store:
+    async with es.connect(
+        postgres_url, schema=schema, pool_max_size=1, connect_timeout=0.3
+    ) as store:
         await store.setup()
         await store.append("Busy-1", [es.NewEvent("E", {})])
         # Hold the pool's only connection, as a long call would.
