@@ -13,8 +13,9 @@ What it keeps from asyncpg's pool: connections opened lazily up to ``max_size`` 
 at open), a bounded wait for a free one, and no reuse of a connection whose state is unknown.
 What it does differently: a connection is never reset on release (the adapter's connections
 keep no session state; asyncpg's default reset would cost a round trip per append), and a
-connection that was interrupted (cancelled, timed out, lost) is closed rather than recycled,
-since it may still be busy with the interrupted statement.
+connection that was interrupted (cancelled, timed out, lost) is closed rather than recycled:
+its statement may still be running on the server (asyncpg would make the next caller wait
+for the cancel request to take effect), and closing it leaves no doubt about its state.
 """
 
 from __future__ import annotations

@@ -158,17 +158,6 @@ async def _init_connection(conn: Any) -> None:
     )
 
 
-async def _keep_session(conn: Any) -> None:
-    """Return a connection to the pool as it is.
-
-    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-    RESET ALL`` on every release: a second round trip for each one-statement append, which
-    cost a third of the single-event append rate. Pooled connections here never change session
-    state (LISTEN has its own connection, the migrations' advisory lock is released in a
-    ``finally``), and asyncpg still rolls back any open transaction before calling this.
-    """
-
-
 def _encode_jsonb(value: bytes) -> bytes:
     return b"\x01" + value
 
@@ -356,17 +345,15 @@ class PostgresEventStore(EventStore):
             raise EventStoreError(f"{self!r} is not open")
         attempts = 2 if retry else 1
         for attempt in range(attempts):
-            sent = False
             try:
                 conn = await pool.acquire()
             except Exception as error:
                 raise self._map(error, what, sent=False) from error
-            # A connection interrupted mid-call (cancelled, timed out, lost) may still be busy
-            # with the statement: it is closed, not reused. A server-reported error (a unique
-            # violation, say) leaves it idle and usable.
+            # A connection interrupted mid-call (cancelled, timed out, lost) may still be running
+            # the statement on the server: it is closed, not reused. A server-reported error (a
+            # unique violation, say) leaves it idle and usable.
             reusable = False
             try:
-                sent = True
                 result = await work(conn)
                 reusable = True
                 return result
@@ -375,12 +362,12 @@ class PostgresEventStore(EventStore):
                 pool.discard_idle()
                 if attempt + 1 < attempts:
                     continue
-                raise self._map(error, what, sent=sent and write) from error
+                raise self._map(error, what, sent=write) from error
             except asyncpg.PostgresError as error:
                 reusable = not is_unavailable(error)
-                raise self._map(error, what, sent=sent and write) from error
+                raise self._map(error, what, sent=write) from error
             except Exception as error:
-                raise self._map(error, what, sent=sent and write) from error
+                raise self._map(error, what, sent=write) from error
             finally:
                 pool.release(conn, reusable=reusable)
         raise AssertionError("unreachable")  # pragma: no cover
