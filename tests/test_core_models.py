@@ -185,3 +185,17 @@ def test_recorded_event_given_position_parts_builds_the_position_when_read() -> 
     assert from_parts == built
     assert hash(from_parts) == hash(built)
     assert pickle.loads(pickle.dumps(from_parts)).position == es.Position.parse("7:1")
+
+
+def test_recorded_event_given_microseconds_builds_an_aware_utc_datetime_when_read() -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 28, 21, 59, 50, 123456, tzinfo=UTC)
+    micros = 1_795_903_190_123_456  # the same instant, in microseconds since the Unix epoch
+    new = es.NewEvent("A", {})
+    lazy = es.RecordedEvent("S-1", 1, (1,), new.id, "A", b"{}", b"{}", None, None, micros)
+    eager = es.RecordedEvent("S-1", 1, es.Position((1,)), new.id, "A", {}, {}, None, None, at)
+    assert lazy.recorded_at == at
+    assert lazy.recorded_at.tzinfo is UTC
+    assert lazy.recorded_at is lazy.recorded_at
+    assert lazy == eager

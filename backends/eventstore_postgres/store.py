@@ -41,9 +41,11 @@ with no id found it is a :class:`ConcurrencyError` carrying the stream's actual 
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -156,6 +158,31 @@ async def _init_connection(conn: Any) -> None:
         decoder=_decode_jsonb,
         format="binary",
     )
+    # timestamptz in binary format is int64 microseconds since 2000-01-01 UTC. asyncpg turns
+    # each into a datetime through timedelta arithmetic, which measured 2 µs a row: a quarter
+    # of read_all. Our rows keep the integer, and RecordedEvent builds the datetime when
+    # ``recorded_at`` is read.
+    await conn.set_type_codec(
+        "timestamptz",
+        schema="pg_catalog",
+        encoder=_encode_timestamptz,
+        decoder=_decode_timestamptz,
+        format="binary",
+    )
+
+
+#: 2000-01-01 UTC, PostgreSQL's epoch, in microseconds since the Unix epoch.
+_PG_EPOCH_MICROS = 946_684_800_000_000
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+#: Microseconds since PostgreSQL's epoch; a C callable, so no Python frame per value.
+_decode_timestamptz = functools.partial(int.from_bytes, byteorder="big", signed=True)
+
+
+def _encode_timestamptz(value: datetime) -> bytes:
+    # Not on any hot path (no statement sends a timestamp); here for completeness.
+    micros = (value - _PG_EPOCH) // timedelta(microseconds=1)
+    return micros.to_bytes(8, "big", signed=True)
 
 
 def _encode_jsonb(value: bytes) -> bytes:
@@ -176,10 +203,11 @@ def _version_of(row: Any) -> int:
 def _event(row: Any) -> RecordedEvent:
     # read_all is the hot path (catch-up over millions of events): rows from our own table are
     # valid by construction, so nothing is validated, and data/metadata stay JSON until read.
-    # The position is passed as its parts; RecordedEvent builds the Position when it is read.
+    # The position goes in as its parts and recorded_at as microseconds since the Unix epoch:
+    # RecordedEvent builds the Position and the datetime when they are read.
     return RecordedEvent(
         row[2], row[3], (row[0], row[1]), row[4], row[5], row[6], row[7], row[8], row[9],
-        row[10],
+        row[10] + _PG_EPOCH_MICROS,
     )  # fmt: skip
 
 

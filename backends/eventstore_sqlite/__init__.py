@@ -427,7 +427,7 @@ def _decode_rows(rows: Iterable[Any]) -> list[RecordedEvent]:
             row[6],
             row[7],
             row[8],
-            _EPOCH + timedelta(microseconds=row[9]),
+            row[9],  # microseconds since the Unix epoch: a datetime when read
         )
         for row in rows
     ]
