@@ -322,19 +322,21 @@ class RecordedEvent:
     @property
     def category(self) -> str:
         """The stream's category: the part of the stream id before the first ``-``."""
-        return category_of(self._stream_id)
+        return category_of(self.stream_id)
 
+    # Below, fields are read through their properties, so that a backend's subclass that
+    # stores them differently (see eventstore_postgres) compares, hashes and pickles alike.
     def _fields(self) -> tuple[Any, ...]:
         return (
-            self._stream_id,
-            self._version,
+            self.stream_id,
+            self.version,
             self.position,
-            self._id,
-            self._type,
+            self.id,
+            self.type,
             self.data,
             self.metadata,
-            self._correlation_id,
-            self._causation_id,
+            self.correlation_id,
+            self.causation_id,
             self.recorded_at,
         )
 
@@ -344,14 +346,14 @@ class RecordedEvent:
         return self._fields() == other._fields()
 
     def __hash__(self) -> int:
-        return hash((self._id, self.position))
+        return hash((self.id, self.position))
 
     def __repr__(self) -> str:
         return (
-            f"RecordedEvent(stream_id={self._stream_id!r}, version={self._version}, "
-            f"position={self.position!r}, id={self._id!r}, type={self._type!r}, "
+            f"RecordedEvent(stream_id={self.stream_id!r}, version={self.version}, "
+            f"position={self.position!r}, id={self.id!r}, type={self.type!r}, "
             f"data={self.data!r}, metadata={self.metadata!r}, "
-            f"correlation_id={self._correlation_id!r}, causation_id={self._causation_id!r}, "
+            f"correlation_id={self.correlation_id!r}, causation_id={self.causation_id!r}, "
             f"recorded_at={self.recorded_at!r})"
         )
 

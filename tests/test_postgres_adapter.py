@@ -379,3 +379,31 @@ async def test_batch_bounds_of_a_conflict_come_from_the_indexes(
     assert "events_event_id_key" in plan, plan
     assert "Index Cond: (tx_id = e.tx_id)" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+async def test_events_read_back_behave_as_plain_recorded_events(store: PostgresEventStore) -> None:
+    """Read events are backed by their rows (a subclass); no caller can tell the difference."""
+    import pickle
+    from datetime import UTC
+
+    new = es.NewEvent("Shipped", {"to": "Oslo"}, {"user": "u1"}, correlation_id="c-1")
+    result = await store.append("Row-1", [new])
+    [event] = [e async for e in store.read_stream("Row-1")]
+    assert isinstance(event, es.RecordedEvent)
+    assert (event.stream_id, event.version, event.id, event.type) == ("Row-1", 1, new.id, "Shipped")
+    assert (event.data, event.metadata) == ({"to": "Oslo"}, {"user": "u1"})
+    assert event.data is event.data  # decoded once, then kept
+    assert (event.correlation_id, event.causation_id) == ("c-1", None)
+    assert event.position == result.position
+    assert event.recorded_at.tzinfo is UTC
+    assert event.category == "Row"
+    copy = pickle.loads(pickle.dumps(event))
+    assert type(copy) is es.RecordedEvent
+    assert copy == event
+    assert event == copy
+    assert hash(copy) == hash(event)
+    assert repr(copy) == repr(event)
+    with pytest.raises(AttributeError):
+        event.type = "Other"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        event.extra = 1  # type: ignore[attr-defined]

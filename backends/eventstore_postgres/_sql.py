@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Columns of a recorded event, in the order every SELECT returns them.
+#: Columns of a recorded event, in the order every SELECT returns them: the row layout that
+#: _events.StoredEvent reads its fields from.
 EVENT_COLUMNS = (
     "tx_id, seq, stream_id, version, event_id, type, data, metadata,"
     " correlation_id, causation_id, recorded_at"

@@ -76,6 +76,7 @@ from eventstore_postgres._errors import (
     unavailable,
     unexpected,
 )
+from eventstore_postgres._events import StoredEvent
 from eventstore_postgres._notify import Listener, Waker
 from eventstore_postgres._pool import ConnectionPool
 from eventstore_postgres._sql import Statements
@@ -160,7 +161,7 @@ async def _init_connection(conn: Any) -> None:
     )
     # timestamptz in binary format is int64 microseconds since 2000-01-01 UTC. asyncpg turns
     # each into a datetime through timedelta arithmetic, which measured 2 µs a row: a quarter
-    # of read_all. Our rows keep the integer, and RecordedEvent builds the datetime when
+    # of read_all. Our rows keep the integer, and StoredEvent builds the datetime when
     # ``recorded_at`` is read.
     await conn.set_type_codec(
         "timestamptz",
@@ -171,8 +172,6 @@ async def _init_connection(conn: Any) -> None:
     )
 
 
-#: 2000-01-01 UTC, PostgreSQL's epoch, in microseconds since the Unix epoch.
-_PG_EPOCH_MICROS = 946_684_800_000_000
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 #: Microseconds since PostgreSQL's epoch; a C callable, so no Python frame per value.
@@ -200,15 +199,9 @@ def _version_of(row: Any) -> int:
     return version
 
 
-def _event(row: Any) -> RecordedEvent:
-    # read_all is the hot path (catch-up over millions of events): rows from our own table are
-    # valid by construction, so nothing is validated, and data/metadata stay JSON until read.
-    # The position goes in as its parts and recorded_at as microseconds since the Unix epoch:
-    # RecordedEvent builds the Position and the datetime when they are read.
-    return RecordedEvent(
-        row[2], row[3], (row[0], row[1]), row[4], row[5], row[6], row[7], row[8], row[9],
-        row[10] + _PG_EPOCH_MICROS,
-    )  # fmt: skip
+#: Rows of our own table are valid by construction: nothing is validated, and each event reads
+#: its fields from its row when asked (see _events).
+_event = StoredEvent.from_row
 
 
 class PostgresEventStore(EventStore):
