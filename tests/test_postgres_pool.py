@@ -52,6 +52,17 @@ def _pool(
     return ConnectionPool(connector, min_size=min_size, max_size=max_size, acquire_timeout=timeout)
 
 
+async def _one_held_and_one_waiting(
+    connector: Connector,
+) -> tuple[ConnectionPool, Any, asyncio.Task[Any]]:
+    """A pool of one connection, held by the caller, and a second caller waiting for it."""
+    pool = _pool(connector, max_size=1)
+    held = await pool.acquire()
+    waiting = asyncio.create_task(pool.acquire())
+    await asyncio.sleep(0.05)
+    return pool, held, waiting
+
+
 async def test_open_makes_min_size_connections(connector: Connector) -> None:
     pool = _pool(connector, min_size=2, max_size=3)
     await pool.open()
@@ -130,10 +141,7 @@ async def test_waiting_longer_than_the_timeout_raises_pool_timeout(connector: Co
 
 
 async def test_a_cancelled_wait_loses_no_slot(connector: Connector) -> None:
-    pool = _pool(connector, max_size=1)
-    held = await pool.acquire()
-    waiting = asyncio.create_task(pool.acquire())
-    await asyncio.sleep(0.05)
+    pool, held, waiting = await _one_held_and_one_waiting(connector)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -180,10 +188,7 @@ async def test_an_interrupted_connection_is_closed_and_replaced(connector: Conne
 async def test_a_freed_slot_goes_to_a_waiter_which_opens_a_connection(
     connector: Connector,
 ) -> None:
-    pool = _pool(connector, max_size=1)
-    held = await pool.acquire()
-    waiting = asyncio.create_task(pool.acquire())
-    await asyncio.sleep(0.05)
+    pool, held, waiting = await _one_held_and_one_waiting(connector)
     pool.release(held, reusable=False)
     conn = await asyncio.wait_for(waiting, 5)
     assert conn is not held
@@ -235,10 +240,7 @@ async def test_dead_idle_connections_are_skipped(connector: Connector) -> None:
 async def test_closing_fails_waiters_and_closes_busy_connections_on_release(
     connector: Connector,
 ) -> None:
-    pool = _pool(connector, max_size=1)
-    held = await pool.acquire()
-    waiting = asyncio.create_task(pool.acquire())
-    await asyncio.sleep(0.05)
+    pool, held, waiting = await _one_held_and_one_waiting(connector)
     await pool.close()
     with pytest.raises(asyncpg.InterfaceError, match="pool is closed"):
         await waiting
