@@ -177,9 +177,9 @@ class RecordedEvent:
     catch-up over millions of events, which mostly looks at ``type``, does not pay for
     decoding (and collecting) every payload. Likewise ``position`` may be given as the tuple of
     its parts, and ``recorded_at`` as integer microseconds since the Unix epoch: the
-    :class:`Position` and the ``datetime`` are built when first read (measured on PostgreSQL:
-    building the position cost a sixth of ``read_all``, and asyncpg's ``timestamptz`` decoding
-    a quarter).
+    :class:`Position` and the ``datetime`` are built when first read (measured on PostgreSQL,
+    before it got a row-backed subclass of its own: building the position cost a sixth of
+    ``read_all``; SQLite uses this).
 
     Why properties over private slots rather than a frozen dataclass: one of these is built
     per event read, and a frozen class must set each field through ``object.__setattr__`` (a
@@ -225,37 +225,6 @@ class RecordedEvent:
         self._correlation_id = correlation_id
         self._causation_id = causation_id
         self._recorded_at = recorded_at
-
-    @classmethod
-    def from_json(
-        cls,
-        stream_id: str,
-        version: int,
-        position: Position | tuple[int, ...],
-        id: UUID,
-        type: str,
-        data: bytes,
-        metadata: bytes,
-        correlation_id: str | None,
-        causation_id: str | None,
-        recorded_at: datetime | int,
-    ) -> RecordedEvent:
-        """Build an event whose data and metadata are still JSON, decoded on first access.
-
-        The same as calling the class with JSON bytes, which a backend's hot path may do.
-        """
-        return cls(
-            stream_id,
-            version,
-            position,
-            id,
-            type,
-            data,
-            metadata,
-            correlation_id,
-            causation_id,
-            recorded_at,
-        )
 
     @property
     def stream_id(self) -> str:

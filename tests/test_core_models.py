@@ -154,13 +154,13 @@ def test_recorded_event_fields_are_read_only() -> None:
         event.extra = 1  # type: ignore[attr-defined]
 
 
-def test_recorded_event_from_json_decodes_once_and_equals_the_decoded_form() -> None:
+def test_recorded_event_given_json_bytes_decodes_once_and_equals_the_decoded_form() -> None:
     from datetime import UTC, datetime
 
     at = datetime.now(UTC)
     new = es.NewEvent("A", {"x": [1, 2]}, {"user": "u1"})
     args = ("S-1", 1, es.Position.of(7, 1), new.id, "A")
-    lazy = es.RecordedEvent.from_json(*args, b'{"x":[1,2]}', b'{"user":"u1"}', None, None, at)
+    lazy = es.RecordedEvent(*args, b'{"x":[1,2]}', b'{"user":"u1"}', None, None, at)
     eager = es.RecordedEvent(*args, {"x": [1, 2]}, {"user": "u1"}, None, None, at)
     assert lazy == eager
     assert hash(lazy) == hash(eager)

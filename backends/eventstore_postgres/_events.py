@@ -22,10 +22,10 @@ from uuid import UUID
 from eventstore_core.models import Position, RecordedEvent
 from eventstore_core.serialization import loads
 
-__all__ = ["StoredEvent"]
+__all__ = ["PG_EPOCH", "StoredEvent"]
 
 #: PostgreSQL's epoch: our connections decode timestamptz to microseconds since it.
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 _new = object.__new__
 
@@ -100,7 +100,7 @@ class StoredEvent(RecordedEvent):
     @property
     def recorded_at(self) -> datetime:
         """When the store recorded the event (an aware UTC datetime)."""
-        return _PG_EPOCH + timedelta(microseconds=self._row[10])
+        return PG_EPOCH + timedelta(microseconds=self._row[10])
 
     def _decoded(self) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
         # The slot stays unset until the first access (nothing to store per row up front).

@@ -45,7 +45,7 @@ def _append(s: str, head: str) -> str:
              unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::text[], $10::text[])
              WITH ORDINALITY AS e(id, type, data, metadata, correlation_id, causation_id, ord)
         ORDER BY e.ord
-        RETURNING tx_id, seq, version, recorded_at
+        RETURNING tx_id, seq, version
     """
 
 
@@ -60,7 +60,7 @@ def _append_one(s: str, head: str) -> str:
         SELECT $1::text, head.version, $4::uuid, $5::text, $6::jsonb, $7::jsonb, $8::text,
                $9::text
         FROM head
-        RETURNING tx_id, seq, version, recorded_at
+        RETURNING tx_id, seq, version
     """
 
 

@@ -45,7 +45,7 @@ import functools
 import operator
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -76,7 +76,7 @@ from eventstore_postgres._errors import (
     unavailable,
     unexpected,
 )
-from eventstore_postgres._events import StoredEvent
+from eventstore_postgres._events import PG_EPOCH, StoredEvent
 from eventstore_postgres._notify import Listener, Waker
 from eventstore_postgres._pool import ConnectionPool
 from eventstore_postgres._sql import Statements
@@ -172,15 +172,13 @@ async def _init_connection(conn: Any) -> None:
     )
 
 
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
 #: Microseconds since PostgreSQL's epoch; a C callable, so no Python frame per value.
 _decode_timestamptz = functools.partial(int.from_bytes, byteorder="big", signed=True)
 
 
 def _encode_timestamptz(value: datetime) -> bytes:
     # Not on any hot path (no statement sends a timestamp); here for completeness.
-    micros = (value - _PG_EPOCH) // timedelta(microseconds=1)
+    micros = (value - PG_EPOCH) // timedelta(microseconds=1)
     return micros.to_bytes(8, "big", signed=True)
 
 
