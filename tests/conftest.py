@@ -2,7 +2,8 @@
 
 ``eventstore_url`` (the fixture the conformance suite asks for) is parametrized over the
 backends, so ``tests/test_conformance_suite.py`` runs the whole suite against each; test ids
-end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``. Choose backends with
+end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``, ``[kafka]`` and
+``[kafka3]`` (three partitions). Choose backends with
 ``--backends memory,sqlite`` (or ``EVENTSTORE_TEST_BACKENDS``), or ``-k sqlite``; run the
 suite against any other store with ``--eventstore-url URL``.
 
@@ -30,6 +31,9 @@ BACKENDS = {
     "sqlite": "sqlite",
     "postgres": "postgresql",
     "dynamodb": "dynamodb",
+    "kafka": "kafka",
+    # The same broker, a topic of three partitions (global_order="partitioned").
+    "kafka3": "kafka",
 }
 
 
@@ -89,6 +93,22 @@ def dynamodb_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def kafka_url() -> Iterator[str]:
+    """A Kafka-protocol broker for the session: ``EVENTSTORE_TEST_KAFKA_URL``, else tansu.
+
+    The URL's topic is a default; tests pick their own with ``with_topic``.
+    """
+    from_env = os.environ.get("EVENTSTORE_TEST_KAFKA_URL")
+    if from_env:
+        yield from_env
+        return
+    from eventstore_core.local.kafka import tansu_url
+
+    with tansu_url("eventstore_test") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The URL of the store the conformance suite runs against, for the backend in param."""
     backend: str = request.param
@@ -110,6 +130,13 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     if backend == "postgres":
         pg: str = request.getfixturevalue("postgres_url")
         return pg
+    if backend in ("kafka", "kafka3"):
+        from eventstore_core.local.kafka import with_topic
+
+        kafka: str = request.getfixturevalue("kafka_url")
+        if backend == "kafka3":
+            return with_topic(kafka, "eventstore_conformance3", partitions=3)
+        return with_topic(kafka, "eventstore_conformance")
     from services.dynamodb import with_table
 
     return with_table(request.getfixturevalue("dynamodb_url"), "eventstore_conformance")

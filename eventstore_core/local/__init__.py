@@ -1,0 +1,1 @@
+"""Local services for tests, benchmarks and development: real servers started without Docker."""
