@@ -80,6 +80,10 @@ class Fetcher:
                 if node is None or node < 0:
                     raise BackendUnavailableError(f"no leader is known for {tp.topic}/{tp.partition}")
             by_node.setdefault(node, []).append((tp, offset))
+        if len(by_node) == 1:
+            # The common case (one broker leads them all): no child task to outlive a cancel.
+            [(node, items)] = by_node.items()
+            return await self._fetch_node(node, items, wait_ms)
         answers = await asyncio.gather(
             *(self._fetch_node(node, items, wait_ms) for node, items in by_node.items())
         )
@@ -158,6 +162,10 @@ Apply = Callable[[int, list[int], list[bytes]], int]
 its next offset); return how many were applied (fewer when a record must wait)."""
 
 
+class _RoundAbandoned(Exception):
+    """The caller running a round was cancelled before it finished."""
+
+
 class Tailer:
     """Applies the records of some partitions in offset order, never stepping over a hole."""
 
@@ -188,7 +196,7 @@ class Tailer:
         self._error: BaseException | None = None
         self._next_round: asyncio.Future[None] | None = None
         self._round_lock = asyncio.Lock()
-        self._round_wait_ms = 5
+        self._round_wait_ms = 1
         self.collect = True
         """Whether the values fetched are offered to the cache (off while replaying on open)."""
 
@@ -273,13 +281,22 @@ class Tailer:
     # -- rounds ----------------------------------------------------------------------------
 
     async def round(self) -> None:
-        """Wait for a fetch sent after this call, and apply what it returned."""
-        self._check()
-        future = self._next_round
-        if future is None:
-            future = self._next_round = asyncio.get_running_loop().create_future()
-            asyncio.ensure_future(self._run_round(future))
-        await asyncio.shield(future)
+        """Wait for a fetch sent after this call, and apply what it returned.
+
+        The caller that opens a round runs it (no task of its own, so none outlives a
+        cancel); callers arriving before it is sent share it.
+        """
+        while True:
+            future = self._next_round
+            if future is None:
+                future = self._next_round = asyncio.get_running_loop().create_future()
+                await self._run_round(future)
+                return
+            try:
+                await asyncio.shield(future)
+                return
+            except _RoundAbandoned:
+                continue  # its runner was cancelled: open another
 
     async def _run_round(self, future: asyncio.Future[None]) -> None:
         try:
@@ -291,19 +308,24 @@ class Tailer:
                 answer = await self._fetcher.fetch(wants, self._round_wait_ms)
                 if len(answer) < len(wants):
                     # tansu answers nothing when listing a partition outlasts the wait:
-                    # allow it more time next round.
+                    # allow it more time from now on.
                     self._round_wait_ms = min(self._round_wait_ms * 2, 1000)
                 self._absorb(answer)
                 if any(f.gap for f in answer.values()):
                     await asyncio.sleep(0.005)
+        except asyncio.CancelledError:
+            future.set_exception(_RoundAbandoned())
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        except Exception as error:  # handed to every waiter of the round
+            future.set_exception(error)
+            future.exception()
+            raise
+        else:
             future.set_result(None)
-        except BaseException as error:  # handed to every waiter of the round
-            if not future.done():
-                future.set_exception(error)
+        finally:
             if self._next_round is future:
                 self._next_round = None
-            if not isinstance(error, Exception):
-                raise
 
     async def reach(self, targets: Mapping[int, int], timeout: float) -> None:
         """Wait until partition ``i`` was applied up to ``targets[i]`` (exclusive), by rounds."""

@@ -69,8 +69,7 @@ from eventstore_kafka._arbiter import (
 from eventstore_kafka._cache import ValueCache
 from eventstore_kafka._meta import MetaState, decode_snapshot, encode_checkpoint, encode_snapshot
 from eventstore_kafka._records import (
-    CLAIM_ANY,
-    CLAIM_EXISTS,
+    CLAIM_NO_STREAM,
     DecodedEvent,
     claim_of,
     decode_events,
@@ -509,7 +508,7 @@ class KafkaEventStore(EventStore):
         version = stream_log.version_of(stream_id)
         if taken:
             return await self._refused(events, taken, version)
-        if claim not in (CLAIM_ANY, CLAIM_EXISTS) and claim < version:
+        if (claim >= 0 and claim < version) or (claim == CLAIM_NO_STREAM and version > 0):
             return Refused(actual=version)
         frontier: tuple[int, ...] = ()
         if self._partitions > 1:
