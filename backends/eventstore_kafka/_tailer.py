@@ -151,9 +151,8 @@ def _contiguous(start: int, highwater: int, data: bytes | None) -> Fetched:
                 offsets.append(offset)
                 values.append(record.value or b"")
                 expected += 1
-    if not gap and expected < highwater and not offsets:
-        # Nothing at ``start`` although the high watermark is past it: a hole too.
-        gap = True
+    # No record at all although the high watermark is past ``start`` is not a hole: the broker
+    # may have had no room left in the response, or no time (tansu). The caller fetches again.
     return Fetched(highwater, offsets, values, gap)
 
 
@@ -196,7 +195,8 @@ class Tailer:
         self._error: BaseException | None = None
         self._next_round: asyncio.Future[None] | None = None
         self._round_lock = asyncio.Lock()
-        self._round_wait_ms = 1
+        self._turn = 0
+        self._round_wait_ms = 10
         self.collect = True
         """Whether the values fetched are offered to the cache (off while replaying on open)."""
 
@@ -266,14 +266,25 @@ class Tailer:
         if self._error is not None:
             raise BackendUnavailableError(str(self._error)) from self._error
 
+    def _wants(self) -> dict[TopicPartition, int]:
+        """Every partition at its next offset, starting with a different one each time.
+
+        tansu quirk: a fetch of several partitions returns records for the first partition
+        (in request order) that has any, and none for the others. Rotating the order makes
+        every partition progress, one response each, however busy the others are.
+        """
+        count = len(self.partitions)
+        self._turn = (self._turn + 1) % count
+        order = [(self._turn + k) % count for k in range(count)]
+        return {self.partitions[i]: self.next[i] for i in order}
+
     # -- the long-polling loop -------------------------------------------------------------
 
     async def run(self) -> None:
         """Tail every partition until cancelled (the store's background task)."""
         self._error = None
         while True:
-            wants = {tp: self.next[i] for i, tp in enumerate(self.partitions)}
-            answer = await self._poller.fetch(wants, self._wait_ms)
+            answer = await self._poller.fetch(self._wants(), self._wait_ms)
             self._absorb(answer)
             if any(f.gap for f in answer.values()):
                 await asyncio.sleep(0.005)  # a hole: fetch it again, without spinning
@@ -304,13 +315,19 @@ class Tailer:
                 # Sent from here on: callers arriving now need the next round.
                 if self._next_round is future:
                     self._next_round = None
-                wants = {tp: self.next[i] for i, tp in enumerate(self.partitions)}
-                answer = await self._fetcher.fetch(wants, self._round_wait_ms)
-                if len(answer) < len(wants):
-                    # tansu answers nothing when listing a partition outlasts the wait:
-                    # allow it more time from now on.
-                    self._round_wait_ms = min(self._round_wait_ms * 2, 1000)
+                behind = any(self.next[i] < hw for i, hw in enumerate(self.highwater))
+                # At the end a fetch waits its whole max_wait for news: probe with 1 ms.
+                wait = self._round_wait_ms if behind else 1
+                answer = await self._fetcher.fetch(self._wants(), wait)
                 self._absorb(answer)
+                if not any(f.offsets for f in answer.values()):
+                    if behind or len(answer) < len(self.partitions):
+                        # tansu quirk: it answers no records when listing the partition takes
+                        # longer than the fetch's wait (it lists the partition's whole
+                        # history on every fetch). Allow catching up more time.
+                        self._round_wait_ms = min(self._round_wait_ms * 2, 2000)
+                elif self._round_wait_ms > 2:
+                    self._round_wait_ms = self._round_wait_ms * 7 // 8
                 if any(f.gap for f in answer.values()):
                     await asyncio.sleep(0.005)
         except asyncio.CancelledError:
