@@ -27,6 +27,8 @@ pytest_plugins = ["eventstore_conformance"]
 #: Backend name (the test id) -> URL scheme.
 BACKENDS = {
     "memory": "memory",
+    # The memory store with three partitions: the suite on a partitioned global order.
+    "memory3": "memory",
     "sqlite": "sqlite",
     "postgres": "postgresql",
     "dynamodb": "dynamodb",
@@ -105,6 +107,8 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         # A named memory store is shared by every connection of the process; memory://
         # alone would give each connect a fresh, empty store.
         return "memory://conformance"
+    if backend == "memory3":
+        return "memory://conformance-partitioned?partitions=3"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/conformance.db"
     if backend == "postgres":
