@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from eventstore_conformance import Shortfall
 
 from eventstore_core.errors import ConfigurationError
 from eventstore_core.registry import load_backend
@@ -33,6 +34,11 @@ BACKENDS = {
     "postgres": "postgresql",
     "dynamodb": "dynamodb",
 }
+
+
+#: Known shortfalls each backend declares next to its conformance run (see
+#: eventstore_conformance.shortfalls): backend name -> declarations.
+SHORTFALLS: dict[str, list[Shortfall]] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -117,3 +123,12 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     from services.dynamodb import with_table
 
     return with_table(request.getfixturevalue("dynamodb_url"), "eventstore_conformance")
+
+
+@pytest.fixture
+def eventstore_shortfalls(request: pytest.FixtureRequest) -> list[Shortfall]:
+    """The declared shortfalls of the backend under test (``SHORTFALLS``), per test: the
+    backend is the parameter of ``eventstore_url`` in the test's id."""
+    callspec = getattr(request.node, "callspec", None)
+    backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
+    return SHORTFALLS.get(backend, [])
