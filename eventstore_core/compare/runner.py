@@ -29,6 +29,7 @@ from eventstore_core.compare import capacity
 from eventstore_core.compare.environment import fingerprint
 from eventstore_core.compare.stats import median, relative_spread
 from eventstore_core.compare.targets import Target
+from eventstore_core.compare.verify import run_suite
 from eventstore_core.compare.workloads import Context, Ledger, Sizes, WorkloadResult, plan
 from eventstore_core.redaction import redact_url
 
@@ -290,6 +291,9 @@ def run_comparison(
                         if target.url is None:
                             entry["url"] = redact_url(url)
                         record = asyncio.run(run_target(target, url, options, progress))
+                        if options.verify and record["status"] == "ok" and repeat == 0:
+                            progress.step_started(target, "conformance suite")
+                            entry["verify"] = run_suite(url)
                 except KeyboardInterrupt:
                     entry["status"] = "interrupted"
                     raise
