@@ -211,6 +211,8 @@ def compare(
         results = run_comparison(targets, options, _Bars(bars), on_update=partial)
     paths = outputs.write(results, out, rules_path=rules, prices_path=prices)
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=160)  # a log or a pipe: no wrapping
     console.print(_summary_table(results))
     for verdict in results.get("recommendations", []):
         chosen = ", ".join(verdict["chosen"]) or "none qualifies"

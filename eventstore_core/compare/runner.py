@@ -30,7 +30,14 @@ from eventstore_core.compare.environment import fingerprint
 from eventstore_core.compare.stats import median, relative_spread
 from eventstore_core.compare.targets import Target
 from eventstore_core.compare.verify import run_suite
-from eventstore_core.compare.workloads import Context, Ledger, Sizes, WorkloadResult, plan
+from eventstore_core.compare.workloads import (
+    Context,
+    Ledger,
+    Sizes,
+    WorkloadResult,
+    plan,
+    warm_up,
+)
 from eventstore_core.redaction import redact_url
 
 SCHEMA = "eventstore-compare"
@@ -157,11 +164,17 @@ async def run_target(
                 store.capabilities,
             )
             limit = options.sizes.seconds * 6 + options.sizes.live_seconds + 60
+            measured = target.wrap(store) if target.wrap is not None else store
+            if options.sizes.warmup_seconds > 0:
+                progress.step_started(target, "warm-up (not measured)")
+                record["warmup_events"] = await asyncio.wait_for(
+                    warm_up(store, ctx), timeout=options.sizes.warmup_seconds + 60
+                )
             for label, step in steps:
                 progress.step_started(target, label)
                 start_units = units.copy() if units is not None else None
                 try:
-                    result = await asyncio.wait_for(step(store, ctx), timeout=limit)
+                    result = await asyncio.wait_for(step(measured, ctx), timeout=limit)
                 except TimeoutError:
                     result = WorkloadResult(label.replace(" ", "_"), label)
                     result.error = f"did not finish within {limit:.0f} s"
@@ -177,7 +190,7 @@ async def run_target(
                 record["workloads"].append(result.to_json())
                 progress.step_done(target, result)
             after = await _stored_bytes(url)
-            events = ctx.ledger.events
+            events = ctx.ledger.events + record.get("warmup_events", 0)
             if after is not None and events:
                 grown = after - (before or 0)
                 record["stored_bytes_per_event"] = round(grown / events, 1) if grown > 0 else None

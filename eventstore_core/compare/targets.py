@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import eventstore_core as es
 from eventstore_core.errors import ConfigurationError
 from eventstore_core.redaction import redact_url
 from eventstore_core.registry import load_backend
@@ -55,6 +56,9 @@ class Target:
     note: str = ""
     server: dict[str, Any] = field(default_factory=dict)
     """Version and the settings that move results, filled in when it starts."""
+    wrap: Callable[[es.EventStore], es.EventStore] | None = None
+    """Wraps the opened store before the workloads see it (tests use it to break a store
+    on purpose and prove that the checks catch it)."""
 
     @contextlib.contextmanager
     def started(self, run_id: str) -> Iterator[str]:
