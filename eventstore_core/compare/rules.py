@@ -39,7 +39,7 @@ class Ranked:
     name: str
     value: float
     ratio: float | None
-    """The figure divided by the reference's (``memory://``), where the reference has it."""
+    """The figure divided by the reference backend's, where the reference has it."""
     spread: float = 0.0
 
 
