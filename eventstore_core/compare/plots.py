@@ -46,6 +46,7 @@ def render_plots(results: dict[str, Any]) -> dict[str, str]:
 
     matplotlib.use("Agg")  # no display: files only
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
     plt.rcParams.update({"font.size": 10, "svg.fonttype": "none", "axes.grid": True})
     entries = [e for e in results.get("backends", []) if e.get("workloads")]
@@ -71,13 +72,11 @@ def render_plots(results: dict[str, Any]) -> dict[str, str]:
                 label=entry["name"],
             )
         batches = []
-        for key, size in (
-            ("append_single.w1", 1),
-            ("append_batch.b10", 10),
-            ("append_batch.b100", 100),
-        ):
+        for key in ("append_single.w1", "append_batch.b10", "append_batch.b100"):
             workload = _workload(entry, key)
             if workload and workload["figures"].get("events_per_s"):
+                # At the batch size really used (a store's max_append_events may cap it).
+                size = workload["params"].get("batch", 1)
                 batches.append((size, workload["figures"]["events_per_s"]))
         if batches:
             right.plot(
@@ -87,11 +86,26 @@ def render_plots(results: dict[str, Any]) -> dict[str, str]:
                 color=colours[entry["name"]],
                 label=entry["name"],
             )
-    left.set(xscale="log", yscale="log", xlabel="concurrent writers", ylabel="events/s")
+    writers = sorted(
+        {
+            w["params"]["writers"]
+            for e in entries
+            for w in e["workloads"]
+            if "writers" in w["params"]
+        }
+    )
+    for ax, ticks in ((left, writers or [1]), (right, [1, 10, 33, 100])):
+        ax.set(xscale="log", yscale="log")
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+    left.set(xlabel="concurrent writers", ylabel="events/s")
     left.set_title("Single-event appends by writers (this machine)")
-    right.set(xscale="log", yscale="log", xlabel="events per append", ylabel="events/s")
+    right.set(xlabel="events per append", ylabel="events/s")
     right.set_title("Appends by batch size, 1 writer (this machine)")
-    left.legend(fontsize=8)
+    handles, names = left.get_legend_handles_labels()
+    figure.legend(handles, names, loc="lower center", ncol=min(4, len(names) or 1), fontsize=8)
+    figure.subplots_adjust(bottom=0.25, wspace=0.25)
     plots["throughput"] = _svg(figure)
     plt.close(figure)
 
@@ -104,7 +118,9 @@ def render_plots(results: dict[str, Any]) -> dict[str, str]:
         ),
         ("live", ("live",), "append-to-delivery latency, open loop"),
     ):
-        figure, axes = plt.subplots(1, len(keys), figsize=(11 if len(keys) > 1 else 6, 3.8))
+        figure, axes = plt.subplots(
+            1, len(keys), figsize=(11 if len(keys) > 1 else 6, 4.2), sharey=True
+        )
         axes_list = list(axes) if len(keys) > 1 else [axes]
         drawn = False
         for ax, key in zip(axes_list, keys, strict=True):
@@ -116,13 +132,16 @@ def render_plots(results: dict[str, Any]) -> dict[str, str]:
                 ranks = [(i + 0.5) / len(sample) for i in range(len(sample))]
                 ax.plot(sample, ranks, color=colours[entry["name"]], label=entry["name"])
                 drawn = True
-            ax.set(xscale="log", xlabel="ms (log)", ylabel="share of operations at or below")
+            ax.set(xscale="log", xlabel="ms (log)")
             label = next(
                 (w["label"] for e in entries for w in e["workloads"] if w["key"] == key), key
             )
-            ax.set_title(label, fontsize=9)
-        axes_list[0].legend(fontsize=8)
+            ax.set_title(label.replace(", Zipf", ",\nZipf"), fontsize=9)
+        axes_list[0].set_ylabel("share of operations at or below")
+        handles, names = axes_list[0].get_legend_handles_labels()
+        figure.legend(handles, names, loc="lower center", ncol=min(4, len(names) or 1), fontsize=8)
         figure.suptitle(f"Distribution of {title} (this machine)")
+        figure.subplots_adjust(bottom=0.27, top=0.83, wspace=0.08)
         if drawn:
             plots[name] = _svg(figure)
         plt.close(figure)
@@ -139,16 +158,17 @@ def render_plots(results: dict[str, Any]) -> dict[str, str]:
             continue
         workload = singles[-1]
         series = workload.get("series_events_per_s") or []
+        interval = float(workload.get("series_interval_s", 0.5))
         if series:
             ax.plot(
-                [0.5 * (i + 1) for i in range(len(series))],
+                [interval * (i + 1) for i in range(len(series))],
                 [value if value > 0 else math.nan for value in series],
                 color=colours[entry["name"]],
                 label=f"{entry['name']} ({workload['params'].get('writers')} writers)",
                 marker=".",
             )
             drawn = True
-    ax.set(yscale="log", xlabel="seconds into the workload", ylabel="events/s (0.5 s windows)")
+    ax.set(yscale="log", xlabel="seconds into the workload", ylabel="events/s per window")
     ax.set_title("Single-event appends over time (this machine)")
     ax.legend(fontsize=8)
     if drawn:

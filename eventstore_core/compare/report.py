@@ -83,12 +83,24 @@ def _cell(entry: dict[str, Any], ref: dict[str, Any], key: str, figure: str, uni
     if unit == "ms":
         text += " ms"
     workload = _workload(entry, key)
+    params = workload.get("params", {}) if workload is not None else {}
+    if params.get("asked") and params.get("batch") != params["asked"]:
+        text += f" [{params['batch']}/append]"  # the store's max_append_events
     if workload is not None and not workload.get("sound", True):
         text += " UNSOUND"
     base = _value(ref, key, figure) if ref and ref is not entry else None
     if base and entry.get("name") != ref.get("name"):
-        text += f" ({value / base:.2f}x)"
+        text += f" ({ratio(value / base)})"
     return text
+
+
+def ratio(value: float) -> str:
+    """A ratio to the reference with two significant digits: ``0.43x``, ``0.0012x``, ``11x``."""
+    if value >= 10:
+        return f"{value:,.0f}x"
+    if value >= 0.1:
+        return f"{value:.2f}x"
+    return f"{value:.2g}x"
 
 
 def _status(entry: dict[str, Any]) -> str:
@@ -272,11 +284,16 @@ def build(
                     f"{entry['name']}: conflict rate {f['conflict_rate']:.1%}, "
                     f"{_number(f.get('attempts_per_s') or 0)} attempts/s"
                 )
-            if f.get("billed_wru_per_event") is not None:
+            if f.get("billed_wru_per_event"):
                 extras.append(
                     f"{entry['name']}: {f['billed_wru_per_event']:.2f} write units per event "
                     f"by AWS rules ({f.get('reported_wcu_per_event', 0):.2f} reported by the "
                     f"engine), {f.get('reported_rcu_per_event', 0):.3f} read units per event"
+                )
+            elif f.get("reported_rcu_per_event"):
+                extras.append(
+                    f"{entry['name']}: {f['reported_rcu_per_event']:.3f} read units per event "
+                    "reported by the engine"
                 )
         if extras:
             blocks.append(Block("ul", items=tuple(extras)))
@@ -296,15 +313,22 @@ def build(
         for name in entry.get("capabilities") or {}:
             if name not in names:
                 names.append(name)
-    cap_rows = []
-    for entry in entries:
-        caps = entry.get("capabilities") or {}
-        cap_rows.append(
-            (entry["name"], *(_capability(caps.get(name)) for name in names))
-            if caps
-            else (entry["name"], *("?" for _ in names))
+    # One row per capability, one column per backend: the table stays as wide as the backends.
+    cap_rows = [
+        (
+            name,
+            *(
+                _capability((entry.get("capabilities") or {}).get(name))
+                if entry.get("capabilities")
+                else "not known (did not run)"
+                for entry in entries
+            ),
         )
-    blocks.append(Block("table", headers=("backend", *names), rows=tuple(cap_rows)))
+        for name in names
+    ]
+    blocks.append(
+        Block("table", headers=("capability", *(e["name"] for e in entries)), rows=tuple(cap_rows))
+    )
     verified = [e for e in entries if e.get("verify")]
     if verified:
         blocks.append(Block("h3", "Conformance suite (--verify)"))
@@ -359,7 +383,9 @@ def build(
                     entry["name"],
                     f"monthly floor, {floor['instances']} x {floor['price']['service']}",
                     f"${floor['usd_per_month']:,.2f}/month",
-                    f"measured here: {_number(rate)} events/s (4 writers)" if rate else "",
+                    f"measured here: {_number(rate)} events/s (4 writers)"
+                    if rate
+                    else "not measured here",
                 )
             )
         size = entry.get("stored_bytes_per_event")
@@ -517,8 +543,8 @@ body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
 h1 { margin-top: 28px; } h2 { margin-top: 40px; border-bottom: 2px solid #dde3ea; }
 h3 { margin-top: 26px; }
 table { border-collapse: collapse; margin: 10px 0 14px; font-size: 13.5px; }
-th, td { border: 1px solid #d4dae1; padding: 4px 8px; text-align: right; }
-th { background: #eef2f6; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #d4dae1; padding: 4px 8px; text-align: left; }
+th { background: #eef2f6; } td.num { text-align: right; white-space: nowrap; }
 tr:nth-child(even) td { background: #f8fafc; }
 .banner { background: #fff3cd; border: 1px solid #e0b000; padding: 8px 12px; font-weight: 600; }
 .unsound { color: #b00020; font-weight: 600; }
@@ -535,8 +561,13 @@ def _inline(text: str) -> str:
 
 
 def _td(text: str) -> str:
-    cls = ' class="unsound"' if "UNSOUND" in text or text in ("error", "unreachable") else ""
-    return f"<td{cls}>{_inline(text)}</td>"
+    classes = []
+    if "UNSOUND" in text or text in ("error", "unreachable"):
+        classes.append("unsound")
+    if text[:1].isdigit() or text[:1] in "$-":
+        classes.append("num")  # figures align right, words left
+    attribute = f' class="{" ".join(classes)}"' if classes else ""
+    return f"<td{attribute}>{_inline(text)}</td>"
 
 
 def to_html(blocks: list[Block], *, plots_note: str | None = None) -> str:
@@ -578,4 +609,4 @@ def to_html(blocks: list[Block], *, plots_note: str | None = None) -> str:
     )
 
 
-__all__ = ["SUMMARY_COLUMNS", "Block", "build", "to_html", "to_markdown"]
+__all__ = ["SUMMARY_COLUMNS", "Block", "build", "ratio", "to_html", "to_markdown"]

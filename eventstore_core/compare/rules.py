@@ -275,7 +275,8 @@ def _conclude(
             return format_value(c.value, unit)
         text = f"{format_value(c.value, unit)} on this machine"
         if c.ratio is not None and reference:
-            text += f", {c.ratio:.2f}x {reference.split(' ')[0]}"
+            shown_ratio = f"{c.ratio:.2f}" if c.ratio >= 0.1 else f"{c.ratio:.2g}"
+            text += f", {shown_ratio}x {reference.split(' ')[0]}"
         return text
 
     if len(tied) > 1:
