@@ -1,4 +1,4 @@
-"""The Kafka backend: ``kafka://HOST:PORT/TOPIC``, on aiokafka (``pip install "eventstore-core[kafka]"``)."""
+"""The Kafka backend: ``kafka://HOST:PORT/TOPIC`` on aiokafka (the ``kafka`` extra)."""
 
 from eventstore_kafka.store import KafkaEventStore, KafkaOptions
 

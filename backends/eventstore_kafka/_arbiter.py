@@ -297,7 +297,7 @@ class Arbiter:
         ids = header.ids
         frontier = header.frontier
         taken: list[tuple[int, int]] = []
-        for index in range(header.count):
+        for index in range(header.event_count):
             id16 = ids[16 * index : 16 * index + 16]
             for other, log in enumerate(logs):
                 if other != partition and (other >= len(frontier) or not frontier[other]):
@@ -317,9 +317,9 @@ class Arbiter:
         log = self.logs[partition]
         assert offset == log.next_offset, "records are applied densely, in offset order"
         log.next_offset = offset + 1
-        if header is None or header.count == 0:
+        if header is None or header.event_count == 0:
             return Verdict(INVALID, 0, -1)
-        count = header.count
+        count = header.event_count
         ids = header.ids
         if count > 1 and len({ids[16 * i : 16 * i + 16] for i in range(count)}) != count:
             return Verdict(INVALID, 0, -1)

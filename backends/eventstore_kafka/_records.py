@@ -115,11 +115,11 @@ class Header(NamedTuple):
     claim: int
     recorded_at: int
     stream_id: str
-    count: int
+    event_count: int
     token: bytes
     frontier: tuple[int, ...]
     ids: bytes
-    """``count`` x 16 bytes."""
+    """``event_count`` x 16 bytes."""
     events_at: int
     """Where the events start in the value."""
 
@@ -163,7 +163,7 @@ def decode_events(value: bytes, header: Header) -> list[DecodedEvent]:
     ids = header.ids
     unpack = _EVENT.unpack_from
     size = _EVENT.size
-    for index in range(header.count):
+    for index in range(header.event_count):
         type_len, corr_len, caus_len, data_len, meta_len = unpack(value, at)
         at += size
         type_ = value[at : at + type_len].decode()

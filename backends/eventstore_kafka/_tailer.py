@@ -78,7 +78,9 @@ class Fetcher:
                 await self.refresh([tp.topic])
                 node = cluster.leader_for_partition(tp)
                 if node is None or node < 0:
-                    raise BackendUnavailableError(f"no leader is known for {tp.topic}/{tp.partition}")
+                    raise BackendUnavailableError(
+                        f"no leader is known for {tp.topic}/{tp.partition}"
+                    )
             by_node.setdefault(node, []).append((tp, offset))
         if len(by_node) == 1:
             # The common case (one broker leads them all): no child task to outlive a cancel.
@@ -116,11 +118,11 @@ class Fetcher:
             for partition, error_code, highwater, *rest in partitions:
                 tp = TopicPartition(topic, partition)
                 if error_code:
-                    error = error_for_code(error_code)
-                    if getattr(error, "invalid_metadata", False):
+                    kind = error_for_code(error_code)
+                    if getattr(kind, "invalid_metadata", False):
                         self.client.force_metadata_update()
                     raise BackendUnavailableError(
-                        f"fetch of {topic}/{partition} failed: {error.__name__}"
+                        f"fetch of {topic}/{partition} failed: {kind.__name__}"
                     )
                 start = wanted.get(tp)
                 if start is None:
@@ -161,7 +163,7 @@ Apply = Callable[[int, list[int], list[bytes]], int]
 its next offset); return how many were applied (fewer when a record must wait)."""
 
 
-class _RoundAbandoned(Exception):
+class _RoundAbandonedError(Exception):
     """The caller running a round was cancelled before it finished."""
 
 
@@ -208,9 +210,7 @@ class Tailer:
         progressed = False
         # With several partitions a record may depend on another partition's progress
         # (see _arbiter): apply round-robin until nothing moves.
-        pending = {
-            self.index[tp]: fetched for tp, fetched in answer.items() if tp in self.index
-        }
+        pending = {self.index[tp]: fetched for tp, fetched in answer.items() if tp in self.index}
         moving = True
         while moving:
             moving = False
@@ -234,15 +234,16 @@ class Tailer:
                 elif not offsets or offsets[0] > self.next[i]:
                     del pending[i]
         for tp, fetched in answer.items():
-            i = self.index.get(tp)
-            if i is None:
+            index = self.index.get(tp)
+            if index is None:
                 continue
+            i = index
             if self.next[i] < self.highwater[i] and fetched.gap:
                 since = self._hole_since[i]
                 now = loop.time()
                 if since is None:
                     self._hole_since[i] = now
-                elif now - since > self._hole_timeout:
+                elif now - since > self._hole_timeout:  # never step over: fail
                     self._fail(
                         BackendUnavailableError(
                             f"offset {self.next[i]} of {tp.topic}/{tp.partition} is still "
@@ -306,7 +307,7 @@ class Tailer:
             try:
                 await asyncio.shield(future)
                 return
-            except _RoundAbandoned:
+            except _RoundAbandonedError:
                 continue  # its runner was cancelled: open another
 
     async def _run_round(self, future: asyncio.Future[None]) -> None:
@@ -331,7 +332,7 @@ class Tailer:
                 if any(f.gap for f in answer.values()):
                     await asyncio.sleep(0.005)
         except asyncio.CancelledError:
-            future.set_exception(_RoundAbandoned())
+            future.set_exception(_RoundAbandonedError())
             future.exception()  # retrieved: no "never retrieved" warning without waiters
             raise
         except Exception as error:  # handed to every waiter of the round
@@ -344,19 +345,23 @@ class Tailer:
             if self._next_round is future:
                 self._next_round = None
 
-    async def reach(self, targets: Mapping[int, int], timeout: float) -> None:
+    async def reach(self, targets: Mapping[int, int], timeout: float) -> None:  # noqa: ASYNC109
         """Wait until partition ``i`` was applied up to ``targets[i]`` (exclusive), by rounds."""
         async with asyncio.timeout(timeout):
             while any(self.next[i] < offset for i, offset in targets.items()):
                 await self.round()
 
-    async def sync(self, timeout: float, indexes: Sequence[int] | None = None) -> None:
+    async def sync(
+        self,
+        timeout: float,  # noqa: ASYNC109
+        indexes: Sequence[int] | None = None,
+    ) -> None:
         """Apply everything committed before this call (in ``indexes``, default all)."""
         await self.round()
         wanted = range(len(self.partitions)) if indexes is None else indexes
         await self.reach({i: self.highwater[i] for i in wanted}, timeout)
 
-    async def changed(self, timeout: float) -> None:
+    async def changed(self, timeout: float) -> None:  # noqa: ASYNC109
         """Wait for any progress (or an error) for at most ``timeout`` seconds."""
         self._check()
         event = self._changed

@@ -270,7 +270,8 @@ class KafkaEventStore(EventStore):
                 f"topic {self._topic!r} has {events} partition(s), the URL says "
                 f"partitions={self._partitions}"
             )
-        assert self._client is not None and self._poll_client is not None
+        assert self._client is not None
+        assert self._poll_client is not None
         parts = [TopicPartition(self._topic, p) for p in range(self._partitions)]
         parts.append(TopicPartition(self._meta_topic, 0))
         poller = Fetcher(self._poll_client, max_partition_bytes=1 << 20)
@@ -409,7 +410,7 @@ class KafkaEventStore(EventStore):
         # other tools land in the same partition as the store's.
         if self._partitions == 1:
             return 0
-        return (murmur2(stream_id.encode()) & 0x7FFFFFFF) % self._partitions
+        return (int(murmur2(stream_id.encode())) & 0x7FFFFFFF) % self._partitions
 
     # -- fetching values -------------------------------------------------------------------
 
@@ -659,9 +660,7 @@ class KafkaEventStore(EventStore):
         scans = await asyncio.gather(
             *(self._scan(p, starts[p], filter, limit) for p in range(self._partitions))
         )
-        heads = [
-            (scan[0][4], p, 0) for p, scan in enumerate(scans) if scan
-        ]
+        heads = [(scan[0][4], p, 0) for p, scan in enumerate(scans) if scan]
         heapq.heapify(heads)
         frontier = list(starts)
         page: list[RecordedEvent] = []
@@ -728,7 +727,9 @@ class KafkaEventStore(EventStore):
             metadata = await self._producer.send_and_wait(
                 self._meta_topic, value, key=key, partition=0
             )
-            await tailer.reach({self._partitions: metadata.offset + 1}, self.options.request_timeout)
+            await tailer.reach(
+                {self._partitions: metadata.offset + 1}, self.options.request_timeout
+            )
         except KafkaError as error:
             raise BackendUnavailableError(
                 f"writing to {self._meta_topic} failed: {error}", maybe_applied=True

@@ -39,6 +39,8 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from eventstore_core.local import ServiceUnavailableError, free_port
+
 __all__ = [
     "ServiceUnavailableError",
     "Tansu",
@@ -51,18 +53,6 @@ __all__ = [
 STARTUP_TIMEOUT = 30.0
 
 Storage = Literal["memory", "s3"]
-
-
-class ServiceUnavailableError(RuntimeError):
-    """The broker (or its S3 server) could not be found or started."""
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def tansu_binary() -> Path:
