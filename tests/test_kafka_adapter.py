@@ -318,3 +318,16 @@ def test_secrets_stay_out_of_repr() -> None:
 def test_a_url_without_a_topic_is_a_configuration_error() -> None:
     with pytest.raises(es.ConfigurationError, match="TOPIC"):
         es.connect("kafka://127.0.0.1:9092/")
+
+
+def test_the_id_table_finds_every_id_it_holds_across_growth() -> None:
+    from eventstore_kafka._arbiter import IdTable
+
+    table = IdTable()
+    ids = [uuid.uuid4().bytes for _ in range(5000)]
+    # Non-random ids too: uuid1 keeps its node in the second half, so both halves are hashed.
+    ids += [uuid.uuid1(node=7, clock_seq=i).bytes for i in range(3000)]
+    for number, id16 in enumerate(ids):
+        assert table.add(id16) == number
+    assert all(table.find(id16) == number for number, id16 in enumerate(ids))
+    assert table.find(uuid.uuid4().bytes) == -1
