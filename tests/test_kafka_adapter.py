@@ -331,3 +331,50 @@ def test_the_id_table_finds_every_id_it_holds_across_growth() -> None:
         assert table.add(id16) == number
     assert all(table.find(id16) == number for number, id16 in enumerate(ids))
     assert table.find(uuid.uuid4().bytes) == -1
+
+
+# -- index snapshots -------------------------------------------------------------------------
+
+
+async def test_a_new_instance_starts_from_the_index_snapshot(kafka_url: str) -> None:
+    url = with_topic(kafka_url, _topic(), index_every=20)
+    stream = f"Indexed-{uuid.uuid4().hex}"
+    async with es.connect(url) as writer:
+        await writer.setup()
+        for i in range(30):
+            await writer.append(stream, [es.NewEvent("E", {"i": i})], expected_version=i)
+        await writer.save_checkpoint(
+            "projector", (await writer.append(stream, _events(1))).position
+        )
+        assert isinstance(writer, KafkaEventStore)
+        for _ in range(200):  # the writer saves it within a second or two
+            if writer._indexed_at:
+                break
+            await asyncio.sleep(0.1)
+        assert writer._indexed_at
+        await writer.append(stream, _events(2))  # after the snapshot: replayed on open
+        async with es.connect(url) as fresh:
+            assert isinstance(fresh, KafkaEventStore)
+            assert fresh._indexed_at > 0, "it started from the snapshot"
+            assert await fresh.stream_version(stream) == 33
+            events = await es_collect(fresh.read_stream(stream))
+            assert [e.version for e in events] == list(range(1, 34))
+            assert await fresh.load_checkpoint("projector") == es.Position.of(30, 0)
+            # Its verdicts are the writer's: a stale claim conflicts, a retry is recognised.
+            with pytest.raises(es.ConcurrencyError):
+                await fresh.append(stream, _events(1), expected_version=5)
+
+
+async def test_a_torn_index_snapshot_is_ignored(store: KafkaEventStore, kafka_url: str) -> None:
+    stream = f"Torn-{uuid.uuid4().hex}"
+    await store.append(stream, _events(3))
+    producer = AIOKafkaProducer(bootstrap_servers=store._brokers, acks="all")
+    await producer.start()
+    try:  # chunks of a snapshot whose writer died before its manifest
+        await producer.send_and_wait(store._index_topic, b"K" + bytes(16) + b"garbage")
+    finally:
+        await producer.stop()
+    async with es.connect(with_topic(kafka_url, store._topic)) as fresh:
+        assert isinstance(fresh, KafkaEventStore)
+        assert fresh._indexed_at == 0
+        assert await fresh.stream_version(stream) == 3

@@ -67,6 +67,9 @@ from eventstore_kafka._arbiter import (
     Verdict,
 )
 from eventstore_kafka._cache import ValueCache
+from eventstore_kafka._index import chunks_of, decode_manifest, manifest_of
+from eventstore_kafka._index import dump as index_dump
+from eventstore_kafka._index import load as index_load
 from eventstore_kafka._meta import MetaState, decode_snapshot, encode_checkpoint, encode_snapshot
 from eventstore_kafka._records import (
     CLAIM_NO_STREAM,
@@ -113,6 +116,10 @@ class KafkaOptions(StoreOptions):
     """The broker's record size limit (``message.max.bytes``, about 1 MiB by default)."""
     cache_bytes: int = Field(default=16 << 20, ge=0, le=1 << 34)
     """Bytes of record values kept for reads."""
+    index_every: int = Field(default=100_000, ge=0)
+    """Records replayed or applied, beyond the snapshot it started from, after which an
+    instance saves an index snapshot to ``TOPIC.index`` for new instances to start from
+    (0: never)."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     sasl_username: str | None = None
@@ -148,6 +155,9 @@ class KafkaEventStore(EventStore):
         self._brokers = brokers
         self._topic = topic
         self._meta_topic = f"{topic}.meta"
+        self._index_topic = f"{topic}.index"
+        self._indexed_at = 0
+        self._has_index = False
         self._partitions = options.partitions
         self.capabilities = Capabilities(
             concurrency="multi-writer",
@@ -167,6 +177,7 @@ class KafkaEventStore(EventStore):
         self._tailing = asyncio.Event()
         self._arbiter = Arbiter(self._partitions)
         self._meta = MetaState()
+        self._meta_next = 0
         self._cache = ValueCache(options.cache_bytes)
         self._pending: dict[bytes, asyncio.Future[tuple[Verdict, int]]] = {}
 
@@ -237,6 +248,8 @@ class KafkaEventStore(EventStore):
         self._tailing = asyncio.Event()
         self._arbiter = Arbiter(self._partitions)
         self._meta = MetaState()
+        self._meta_next = 0
+        self._indexed_at = 0
         self._cache.clear()
         with contextlib.suppress(Exception):
             if producer is not None:
@@ -273,6 +286,10 @@ class KafkaEventStore(EventStore):
             )
         assert self._client is not None
         assert self._poll_client is not None
+        # Topics made before index snapshots existed have no index topic: replay only.
+        self._has_index = bool(await self._topic_partitions(self._index_topic))
+        if self._has_index:
+            await self._load_index()
         parts = [TopicPartition(self._topic, p) for p in range(self._partitions)]
         parts.append(TopicPartition(self._meta_topic, 0))
         poller = Fetcher(self._poll_client, max_partition_bytes=1 << 20)
@@ -287,6 +304,7 @@ class KafkaEventStore(EventStore):
             on_progress=self._notifier.notify,
         )
         tailer.collect = False  # replaying: do not fill the cache with the whole log
+        tailer.next = [log_.next_offset for log_ in self._arbiter.logs] + [self._meta_next]
         self._tailer = tailer
         try:
             await tailer.sync(timeout=max(self.options.request_timeout, 3600))
@@ -297,14 +315,106 @@ class KafkaEventStore(EventStore):
     async def _background(self) -> None:
         await self._tailing.wait()
         assert self._tailer is not None
-        await self._tailer.run()
+        if not self.options.index_every or not self._has_index:
+            await self._tailer.run()
+            return
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._tailer.run())
+            group.create_task(self._index_writer())
+
+    # -- index snapshots (see _index) --------------------------------------------------------
+
+    def _applied(self) -> int:
+        return sum(log_.next_offset for log_ in self._arbiter.logs)
+
+    async def _load_index(self) -> None:
+        """Start from the latest index snapshot, if there is a usable one."""
+        tp = TopicPartition(self._index_topic, 0)
+        try:
+            highwater = await self._highwater(tp)
+            if highwater == 0:
+                return
+            last = (await self._fetch_from(tp, highwater - 1)).get(highwater - 1)
+            manifest = decode_manifest(last or b"")
+            if manifest is None:
+                return  # a snapshot being written, or torn: replay instead
+            snapshot_id, _, offsets = manifest
+            # Chunk by chunk into one buffer, so that no more than the blob and one fetch are
+            # held at once (a 1M-event index is about 60 MB).
+            blob = bytearray()
+            parts: dict[int, bytes] = {}
+            for offset in offsets:
+                if offset not in parts:
+                    parts = await self._fetch_from(tp, offset)
+                chunk = parts.pop(offset)
+                if chunk[1:17] != snapshot_id:
+                    raise KeyError(offset)
+                blob += memoryview(chunk)[17:]
+            del parts
+        except (BackendUnavailableError, KeyError):
+            log.warning("the index snapshot of %s could not be read; replaying", self._topic)
+            return
+        loaded = index_load(blob, self._partitions)
+        if loaded is None:
+            log.warning("the index snapshot of %s is not usable here; replaying", self._topic)
+            return
+        self._arbiter, self._meta, self._meta_next = loaded
+        self._indexed_at = self._applied()
+
+    async def _highwater(self, tp: TopicPartition) -> int:
+        assert self._fetcher is not None
+        wait = 10
+        async with asyncio.timeout(self.options.request_timeout):
+            while True:
+                fetched = (await self._fetcher.fetch({tp: 0}, wait)).get(tp)
+                if fetched is not None and (fetched.offsets or fetched.highwater == 0):
+                    return fetched.highwater
+                wait = min(2 * wait, 2000)  # tansu: no answer when listing outlasts the wait
+
+    async def _index_writer(self) -> None:
+        every = self.options.index_every
+        while True:
+            await asyncio.sleep(1.0)
+            if self._applied() - self._indexed_at >= every:
+                await self._write_index()
+
+    async def _write_index(self) -> None:
+        assert self._producer is not None
+        assert self._tailer is not None
+        applied = self._applied()
+        # A consistent cut: nothing is applied while dump() runs (no await inside).
+        blob = index_dump(self._arbiter, self._meta, self._tailer.next[self._partitions])
+        snapshot_id = os.urandom(16)
+        offsets: list[int] = []
+        try:
+            for chunk in chunks_of(snapshot_id, blob):
+                metadata = await self._producer.send_and_wait(self._index_topic, chunk, partition=0)
+                offsets.append(metadata.offset)
+            await self._producer.send_and_wait(
+                self._index_topic, manifest_of(snapshot_id, offsets, applied), partition=0
+            )
+        except KafkaError as error:
+            log.warning("saving an index snapshot of %s failed: %s", self._topic, error)
+            return
+        self._indexed_at = applied
+        log.info(
+            "saved an index snapshot of %s at %d records (%d bytes)",
+            self._topic,
+            applied,
+            len(blob),
+        )
 
     async def _setup(self) -> None:
         assert self._client is not None
         admin = AIOKafkaAdminClient(**self._connection_options())
         await admin.start()
         try:
-            for topic, partitions in ((self._topic, self._partitions), (self._meta_topic, 1)):
+            topics = (
+                (self._topic, self._partitions),
+                (self._meta_topic, 1),
+                (self._index_topic, 1),
+            )
+            for topic, partitions in topics:
                 new = NewTopic(
                     topic,
                     partitions,
