@@ -116,6 +116,8 @@ class KafkaOptions(StoreOptions):
     """The broker's record size limit (``message.max.bytes``, about 1 MiB by default)."""
     cache_bytes: int = Field(default=16 << 20, ge=0, le=1 << 34)
     """Bytes of record values kept for reads."""
+    use_index: bool = True
+    """Start from the latest index snapshot on open (false: replay the whole log)."""
     index_every: int = Field(default=100_000, ge=0)
     """Records replayed or applied, beyond the snapshot it started from, after which an
     instance saves an index snapshot to ``TOPIC.index`` for new instances to start from
@@ -288,7 +290,7 @@ class KafkaEventStore(EventStore):
         assert self._poll_client is not None
         # Topics made before index snapshots existed have no index topic: replay only.
         self._has_index = bool(await self._topic_partitions(self._index_topic))
-        if self._has_index:
+        if self._has_index and self.options.use_index:
             await self._load_index()
         parts = [TopicPartition(self._topic, p) for p in range(self._partitions)]
         parts.append(TopicPartition(self._meta_topic, 0))
