@@ -193,6 +193,7 @@ class Tailer:
         self._hole_timeout = hole_timeout
         self._on_progress = on_progress
         self._hole_since: list[float | None] = [None] * len(self.partitions)
+        self._offered: list[dict[int, bytes]] = [{} for _ in self.partitions]
         self._changed = asyncio.Event()
         self._error: BaseException | None = None
         self._next_round: asyncio.Future[None] | None = None
@@ -225,6 +226,10 @@ class Tailer:
                         self.next[i] += applied
                         progressed = moving = True
                         self._hole_since[i] = None
+                        offered = self._offered[i]
+                        if offered:
+                            for offset in offsets[:applied]:
+                                offered.pop(offset, None)
                     if applied == len(offsets):
                         del pending[i]
                     else:
@@ -233,6 +238,9 @@ class Tailer:
                         )
                 elif not offsets or offsets[0] > self.next[i]:
                     del pending[i]
+        for i in range(len(self.partitions)):
+            if self._offered[i] and self._apply_offered(i):
+                progressed = True
         for tp, fetched in answer.items():
             index = self.index.get(tp)
             if index is None:
@@ -253,9 +261,39 @@ class Tailer:
                         )
                     )
         if progressed:
-            self._changed.set()
-            self._changed = asyncio.Event()
-            self._on_progress()
+            self._progress()
+
+    def offer(self, index: int, offset: int, value: bytes) -> None:
+        """Hand over a record this process wrote, at the offset the broker acknowledged.
+
+        The ack is the broker's word for where the record is, and the bytes are the ones sent,
+        so the record is applied from them once every earlier offset is: a writer fetches only
+        what others wrote in between (usually nothing), never its own record.
+        """
+        if offset < self.next[index]:
+            return
+        self._offered[index][offset] = value
+        if self._apply_offered(index):
+            self._progress()
+
+    def _apply_offered(self, index: int) -> bool:
+        offered = self._offered[index]
+        progressed = False
+        while True:
+            value = offered.get(self.next[index])
+            if value is None or not self._apply(index, [self.next[index]], [value]):
+                break
+            del offered[self.next[index]]
+            self.next[index] += 1
+            self.highwater[index] = max(self.highwater[index], self.next[index])
+            self._hole_since[index] = None
+            progressed = True
+        return progressed
+
+    def _progress(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+        self._on_progress()
 
     def _fail(self, error: BaseException) -> None:
         self._error = error

@@ -658,8 +658,10 @@ class KafkaEventStore(EventStore):
                     f"the append to {self._topic}/{partition} failed: {error}",
                     maybe_applied=True,
                 ) from error
+            tailer.offer(partition, metadata.offset, value)
             try:
-                await tailer.reach({partition: metadata.offset + 1}, timeout)
+                if not future.done():
+                    await tailer.reach({partition: metadata.offset + 1}, timeout)
             except TimeoutError:
                 raise BackendUnavailableError(
                     f"the record was written at offset {metadata.offset} but could not be read "
