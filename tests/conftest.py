@@ -144,9 +144,11 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         from eventstore_core.local.kafka import with_topic
 
         kafka: str = request.getfixturevalue("kafka_url")
+        # Every test opens new stores, which replay the topic: frequent index snapshots keep
+        # that short, and put the snapshot path under the whole suite.
         if backend == "kafka3":
-            return with_topic(kafka, "eventstore_conformance3", partitions=3)
-        return with_topic(kafka, "eventstore_conformance")
+            return with_topic(kafka, "eventstore_conformance3", partitions=3, index_every=500)
+        return with_topic(kafka, "eventstore_conformance", index_every=500)
     from eventstore_core.local.dynamodb import with_table
 
     return with_table(request.getfixturevalue("dynamodb_url"), "eventstore_conformance")

@@ -21,6 +21,7 @@ Rounds are coalesced: callers arriving before a round is sent share it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
@@ -291,6 +292,7 @@ class Tailer:
         return progressed
 
     def _progress(self) -> None:
+        self._error = None
         self._changed.set()
         self._changed = asyncio.Event()
         self._on_progress()
@@ -300,10 +302,6 @@ class Tailer:
         self._changed.set()
         self._changed = asyncio.Event()
         raise error
-
-    def _check(self) -> None:
-        if self._error is not None:
-            raise BackendUnavailableError(str(self._error)) from self._error
 
     def _wants(self) -> dict[TopicPartition, int]:
         """Every partition at its next offset, starting with a different one each time.
@@ -399,12 +397,14 @@ class Tailer:
         wanted = range(len(self.partitions)) if indexes is None else indexes
         await self.reach({i: self.highwater[i] for i in wanted}, timeout)
 
-    async def changed(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Wait for any progress (or an error) for at most ``timeout`` seconds."""
-        self._check()
-        event = self._changed
-        try:
+    def progress_event(self) -> asyncio.Event:
+        """An event set at the next progress (or failure): take it before looking."""
+        return self._changed
+
+    async def wait_progress(self, event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until ``event`` (from :meth:`progress_event`) is set, at most ``timeout`` s."""
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await event.wait()
-        except TimeoutError:
-            return
+        if self._error is not None:
+            raise BackendUnavailableError(str(self._error)) from self._error

@@ -24,7 +24,7 @@ import heapq
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
@@ -38,8 +38,10 @@ from aiokafka.structs import TopicPartition
 from pydantic import Field, SecretStr
 
 from eventstore_core.adapter import (
+    CAUGHT_UP,
     BackendUnavailableError,
     Capabilities,
+    CaughtUp,
     ConfigurationError,
     EventFilter,
     EventStore,
@@ -765,6 +767,40 @@ class KafkaEventStore(EventStore):
     ) -> Sequence[RecordedEvent]:
         starts = self._starts(after)
         await self._sync()
+        return await self._page(starts, filter, limit)
+
+    async def _push(
+        self, after: Position | None, filter: EventFilter | None
+    ) -> AsyncIterator[RecordedEvent | CaughtUp]:
+        """Subscriptions: catch up, then events straight from the tailer as it applies them.
+
+        Live pages are read from what the tailer has applied, without the sync round a
+        ``read_all`` makes (the wake-up *is* the tailer's progress); one event is handed over
+        at a time, so a consumer that stops reading stops this feed (nothing buffers).
+        """
+        page_size = self.options.page_size
+        position = after
+        while True:
+            page = await self._read_all_page(position, filter, page_size)
+            for event in page:
+                position = event.position
+                yield event
+            if len(page) < page_size:
+                break
+        yield CAUGHT_UP
+        tailer = self._ready()
+        while True:
+            progressed = tailer.progress_event()  # before reading: no wake-up is lost
+            page = await self._page(self._starts(position), filter, page_size)
+            for event in page:
+                position = event.position
+                yield event
+            if len(page) < page_size:
+                await tailer.wait_progress(progressed, self.options.poll_interval)
+
+    async def _page(
+        self, starts: list[int], filter: EventFilter | None, limit: int
+    ) -> Sequence[RecordedEvent]:
         if self._partitions == 1:
             return [
                 self._recorded(s, v, (at // MAX_APPEND_EVENTS, at % MAX_APPEND_EVENTS), e, t)
