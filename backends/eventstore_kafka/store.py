@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import os
 import re
@@ -111,7 +110,7 @@ class KafkaOptions(StoreOptions):
     """Seconds an append or a read waits for the broker (and for its own record)."""
     hole_timeout: float = Field(default=10.0, gt=0, le=3600)
     """Seconds a missing offset is fetched again before reads fail (never skipped)."""
-    fetch_wait_ms: int = Field(default=20, ge=1, le=10_000)
+    fetch_wait_ms: int = Field(default=10, ge=1, le=10_000)
     """The tailer's long-poll wait. Kafka answers a long poll as soon as data arrives;
     tansu only after about a fifth of the wait, so it bounds live latency there."""
     max_record_bytes: int = Field(default=1_000_000, ge=10_000, le=1 << 30)
@@ -491,10 +490,13 @@ class KafkaEventStore(EventStore):
     def _frontier(self) -> list[int]:
         return [log.next_offset * MAX_APPEND_EVENTS for log in self._arbiter.logs]
 
-    def _position(self, partition: int, offset: int, index: int) -> Position:
+    def _position(self, partition: int, offset: int, index: int, applied: bool = True) -> Position:
+        """An event's position; with several partitions, its frontier is what this instance
+        has applied (``applied``: an append's result) or only its own partition (an event of
+        ``read_stream``, which is no part of a read of the whole log)."""
         if self._partitions == 1:
             return Position.of(offset, index)
-        frontier = self._frontier()
+        frontier = self._frontier() if applied else [0] * self._partitions
         at = offset * MAX_APPEND_EVENTS + index
         frontier[partition] = at + 1
         return PartitionedPosition(partition, at, frontier)
@@ -756,7 +758,7 @@ class KafkaEventStore(EventStore):
             for index, event in enumerate(decoded):
                 version = first + index
                 if low <= version <= top:
-                    position = self._position(partition, offset, index)
+                    position = self._position(partition, offset, index, applied=False)
                     page.append(self._recorded(stream, version, position, event, recorded_at))
         if backwards:
             page.reverse()
@@ -806,21 +808,20 @@ class KafkaEventStore(EventStore):
                 self._recorded(s, v, (at // MAX_APPEND_EVENTS, at % MAX_APPEND_EVENTS), e, t)
                 for at, s, v, e, t in await self._scan(0, starts[0], filter, limit)
             ]
-        # Several partitions: each in its own order, taken in turns (there is no order
-        # between partitions to follow); every event carries the running frontier of this read.
-        scans = [await self._scan(p, starts[p], filter, limit) for p in range(self._partitions)]
-        heads = [(0, p) for p, scan in enumerate(scans) if scan]
-        heapq.heapify(heads)
+        # Several partitions: partition after partition, each in its own order (there is no
+        # order between them to follow). That order is the same however a read is cut into
+        # pages or resumed: every event carries the running frontier of its read.
         frontier = list(starts)
         page: list[RecordedEvent] = []
-        while heads and len(page) < limit:
-            i, p = heapq.heappop(heads)
-            at, stream, version, event, recorded_at = scans[p][i]
-            frontier[p] = at + 1
-            position = PartitionedPosition(p, at, tuple(frontier))
-            page.append(self._recorded(stream, version, position, event, recorded_at))
-            if i + 1 < len(scans[p]):
-                heapq.heappush(heads, (i + 1, p))
+        for p in range(self._partitions):
+            if len(page) == limit:
+                break
+            for at, stream, version, event, recorded_at in await self._scan(
+                p, starts[p], filter, limit - len(page)
+            ):
+                frontier[p] = at + 1
+                position = PartitionedPosition(p, at, tuple(frontier))
+                page.append(self._recorded(stream, version, position, event, recorded_at))
         return page
 
     async def _scan(
