@@ -1,0 +1,275 @@
+"""The write path: every write transaction is one call in the writer's thread, grouped.
+
+**One call per transaction.** ``BEGIN IMMEDIATE``, the version read, the insert and ``COMMIT``
+run back to back in the writer thread, so no transaction can be left open by the caller:
+a caller cancelled while its append waits in the queue is skipped (nothing is written); one
+cancelled once its transaction started only stops waiting, and the transaction still ends
+with COMMIT or ROLLBACK in the thread. Either way the next write starts on a clean connection.
+
+**Group commit.** When several tasks of one store write at once, the thread takes every job
+already queued (up to :data:`MAX_GROUP`) and runs them in one ``BEGIN IMMEDIATE`` transaction,
+each inside its own ``SAVEPOINT``: each append still makes its own version check against the
+rows before it (the group runs as if one after the other), and one refused or failed append
+is rolled back to its savepoint without touching the others. The whole group then shares one
+COMMIT, one fsync with ``synchronous=FULL``, and one wake-up of the event loop. The group is
+whatever queued up while the previous transaction ran: a lone writer never waits for company.
+
+**Multi-process safety** is unchanged: ``BEGIN IMMEDIATE`` takes the file's write lock before
+anything is read, so the version check and the insert are atomic across processes too, and
+the positions (rowids drawn under that lock) become visible in commit order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from eventstore_core.errors import ConcurrencyError
+from eventstore_core.models import ExpectedVersion, RecordedEvent, Snapshot, category_of
+from eventstore_core.store import check_expected_version
+from eventstore_core.validation import PreparedEvent
+
+from ._errors import as_library_error, translate
+from ._events import StoredEvent, now_micros
+from ._schema import EVENT_COLUMNS, INSERT_EVENT, SCHEMA, STREAM_VERSION
+from ._thread import STOP, ConnectionThread, Job
+
+__all__ = ["MAX_GROUP", "Refused", "Writer", "Written"]
+
+#: The most jobs one transaction takes: bounds the latency a group adds to its first member.
+MAX_GROUP = 64
+
+
+class Written(NamedTuple):
+    """The append was committed: the stream's new version and the last event's position."""
+
+    version: int
+    position: int
+
+
+class Refused(NamedTuple):
+    """The append wrote nothing: the stream's version then, and any stored rows sharing ids.
+
+    ``batch_bounds`` gives, for each id in ``existing``, the ``(first, last)`` versions of the
+    append that stored it.
+    """
+
+    actual: int
+    existing: list[RecordedEvent]
+    batch_bounds: dict[UUID, tuple[int, int]]
+
+
+class Writer(ConnectionThread):
+    """The store's one writing connection, in its own thread, committing in groups."""
+
+    def __init__(
+        self, name: str, connect: Callable[[], sqlite3.Connection], path: Path, busy_timeout: float
+    ) -> None:
+        super().__init__(name, connect, lambda error: as_library_error(error, path, busy_timeout))
+        self._path = path
+        self._busy_timeout = busy_timeout
+
+    # -- what the store submits --------------------------------------------------------------
+
+    def append(
+        self, stream_id: str, events: Sequence[PreparedEvent], expected: ExpectedVersion
+    ) -> Job[Written | Refused]:
+        """Queue an append; its future gets :class:`Written` or :class:`Refused`."""
+        return self.submit(lambda conn: _append(conn, stream_id, events, expected), groupable=True)
+
+    def save_checkpoint(self, name: str, position: int) -> Job[None]:
+        """Queue a checkpoint upsert (it may share a transaction with appends)."""
+
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO checkpoints (name, position) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (name, position),
+            )
+
+        return self.submit(save, groupable=True)
+
+    def save_snapshot(self, snapshot: Snapshot, data: bytes) -> Job[None]:
+        """Queue a snapshot upsert; the highest version wins."""
+
+        def save(conn: sqlite3.Connection) -> None:
+            # A slow writer must not replace a newer snapshot.
+            conn.execute(
+                "INSERT INTO snapshots (stream_id, version, type, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+                "type = excluded.type, data = excluded.data "
+                "WHERE excluded.version >= snapshots.version",
+                (snapshot.stream_id, snapshot.version, snapshot.type, data),
+            )
+
+        return self.submit(save, groupable=True)
+
+    def setup(self) -> Job[None]:
+        """Queue the creation of the tables (a transaction of its own)."""
+
+        def create(conn: sqlite3.Connection) -> None:
+            try:
+                conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        return self.submit(create)
+
+    # -- in the thread -----------------------------------------------------------------------
+
+    def serve(self, conn: sqlite3.Connection) -> None:
+        jobs = self._jobs
+        held: list[Job[Any] | None] = []
+        while True:
+            job = held.pop() if held else jobs.get()
+            if job is STOP:
+                return
+            if not job.groupable:
+                self.run_alone(conn, job)
+                continue
+            # Everything already queued joins this transaction: no waiting for company.
+            group = [job]
+            while len(group) < MAX_GROUP:
+                try:
+                    more = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is STOP or not more.groupable:
+                    held.append(more)  # runs (or stops the thread) right after this group
+                    break
+                group.append(more)
+            self._run_group(conn, [job for job in group if job.wanted])
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[Job[Any]]) -> None:
+        if not group:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            # Nothing began (typically: another process held the lock beyond busy_timeout).
+            failure = self.translate(error)
+            self.settle([(job.future, None, failure) for job in group])
+            return
+        outcomes: list[tuple[Any, Any, BaseException | None]] = []
+        try:
+            for job in group:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job.fn(conn)
+                except Exception as error:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back (e.g. disk full)
+                    # Only this job is undone; the others of the group go on.
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((job.future, None, self.translate(error)))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((job.future, result, None))
+        except Exception as error:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            failure = self.translate(error)
+            self.settle([(job.future, None, failure) for job in group])
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            # Whether a failed COMMIT reached the disk is unknown: the callers must be told.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            failure = translate(error, self._path, self._busy_timeout, maybe_applied=True)
+            self.settle([(job.future, None, failure) for job in group])
+            return
+        self.settle(outcomes)
+
+
+def _append(
+    conn: sqlite3.Connection,
+    stream_id: str,
+    events: Sequence[PreparedEvent],
+    expected: ExpectedVersion,
+) -> Written | Refused:
+    """Check and write one append inside the current transaction (and its savepoint)."""
+    version: int = conn.execute(STREAM_VERSION, (stream_id,)).fetchall()[0][0]
+    try:
+        check_expected_version(stream_id, expected, version)
+    except ConcurrencyError:
+        # An id already stored decides first (an idempotent retry of a stale append).
+        return _refusal(conn, stream_id, events, version)
+    now = now_micros()
+    category = category_of(stream_id)
+    first, last = version + 1, version + len(events)
+    try:
+        if len(events) == 1:
+            event = events[0]
+            cursor = conn.execute(
+                INSERT_EVENT,
+                (
+                    stream_id,
+                    first,
+                    event.id.bytes,
+                    event.type,
+                    category,
+                    event.data,
+                    event.metadata,
+                    event.correlation_id,
+                    event.causation_id,
+                    now,
+                    first,
+                    last,
+                ),
+            )
+            position = cursor.lastrowid
+        else:
+            conn.executemany(
+                INSERT_EVENT,
+                [
+                    (
+                        stream_id,
+                        v,
+                        event.id.bytes,
+                        event.type,
+                        category,
+                        event.data,
+                        event.metadata,
+                        event.correlation_id,
+                        event.causation_id,
+                        now,
+                        first,
+                        last,
+                    )
+                    for v, event in zip(itertools.count(first), events)
+                ],
+            )
+            position = conn.execute("SELECT last_insert_rowid()").fetchall()[0][0]
+    except sqlite3.IntegrityError:
+        # An event id is stored already (UNIQUE): undo this append's rows, then describe it.
+        conn.execute("ROLLBACK TO job")
+        return _refusal(conn, stream_id, events, version)
+    assert position is not None
+    return Written(last, position)
+
+
+def _refusal(
+    conn: sqlite3.Connection, stream_id: str, events: Sequence[PreparedEvent], version: int
+) -> Refused:
+    ids = [event.id.bytes for event in events]
+    rows = conn.execute(
+        f"SELECT {EVENT_COLUMNS}, batch_first, batch_last FROM events "
+        f"WHERE event_id IN ({','.join('?' * len(ids))}) ORDER BY position",
+        ids,
+    ).fetchall()
+    existing: list[RecordedEvent] = [StoredEvent.from_row(row) for row in rows]
+    bounds = {UUID(bytes=row[3]): (row[10], row[11]) for row in rows}
+    return Refused(version, existing, bounds)
