@@ -103,9 +103,13 @@ class ConnectionThread:
         if thread is None or finished is None:
             return
         self._jobs.put(STOP)
-        await asyncio.shield(finished)
-        # The thread resolved ``finished`` as its very last step: this join is immediate,
-        # and afterwards the thread is gone (no "stray thread" right after close()).
+        # ``finished`` is settled by the thread's very last step, through the loop. A second
+        # Ctrl-C can raise KeyboardInterrupt inside that very callback and lose it, so the
+        # wait also checks the thread itself now and then rather than trust the callback.
+        while thread.is_alive() and not finished.done():
+            await asyncio.wait([finished], timeout=0.05)
+        # The thread has ended or is ending right now: this join is immediate, and afterwards
+        # the thread is gone (no "stray thread" right after close()).
         thread.join()
         self._thread = None
 

@@ -74,6 +74,8 @@ class Writer(ConnectionThread):
         super().__init__(name, connect, lambda error: as_library_error(error, path, busy_timeout))
         self._path = path
         self._busy_timeout = busy_timeout
+        #: Group transactions committed so far (read by tests and benchmarks).
+        self.commits = 0
 
     # -- what the store submits --------------------------------------------------------------
 
@@ -158,6 +160,9 @@ class Writer(ConnectionThread):
             failure = self.translate(error)
             self.settle([(job.future, None, failure) for job in group])
             return
+        # The lock may have taken a while (another process): a caller that gave up meanwhile
+        # is dropped now, before anything of its is written.
+        group = [job for job in group if job.wanted]
         outcomes: list[tuple[Any, Any, BaseException | None]] = []
         try:
             for job in group:
@@ -191,6 +196,7 @@ class Writer(ConnectionThread):
             failure = translate(error, self._path, self._busy_timeout, maybe_applied=True)
             self.settle([(job.future, None, failure) for job in group])
             return
+        self.commits += 1
         self.settle(outcomes)
 
 
