@@ -141,8 +141,9 @@ async def test_appends_queued_together_commit_in_one_transaction_each_with_its_o
             stale = store.append("Group-taken", [_event()], es.NO_STREAM)
             reused = store.append("Group-other", [_event(), original[0]])
             checkpoint = store.save_checkpoint("group", "7")
+            alone = store.append("Group-alone", [original[0]])
             gathered = asyncio.gather(
-                *racers, *loners, retry, stale, reused, checkpoint, return_exceptions=True
+                *racers, *loners, retry, stale, reused, checkpoint, alone, return_exceptions=True
             )
             await asyncio.sleep(0.1)
         outcomes = await gathered
@@ -159,9 +160,11 @@ async def test_appends_queued_together_commit_in_one_transaction_each_with_its_o
         assert isinstance(outcomes[17], es.ConcurrencyError)
         assert isinstance(outcomes[18], es.DuplicateEventIdError)
         assert outcomes[19] is None
+        assert isinstance(outcomes[20], es.DuplicateEventIdError)
         assert await store.stream_version("Group-hot") == 1
         assert await store.stream_version("Group-taken") == taken.version
         assert await store.stream_version("Group-other") == 0
+        assert await store.stream_version("Group-alone") == 0
         assert await store.load_checkpoint("group") == es.Position.parse("7")
         # Positions stay unique and in commit order across the group.
         positions = [event.position async for event in store.read_all()]

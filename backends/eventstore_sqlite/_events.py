@@ -11,6 +11,7 @@ equality, hashing, ``repr``, and it pickles as a plain :class:`RecordedEvent`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,13 +23,12 @@ from eventstore_core.serialization import loads
 __all__ = ["UNIX_EPOCH", "StoredEvent", "now_micros"]
 
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _new = object.__new__
 
 
 def now_micros() -> int:
-    """Microseconds since the Unix epoch, now (exact integer arithmetic, no float rounding)."""
-    return (datetime.now(UTC) - UNIX_EPOCH) // _MICROSECOND
+    """Microseconds since the Unix epoch, now (integer nanoseconds: no float rounding)."""
+    return time.time_ns() // 1000
 
 
 class StoredEvent(RecordedEvent):

@@ -29,15 +29,22 @@ T = TypeVar("T")
 class Job(Generic[T]):
     """A call to run in the connection's thread, and the future that receives its outcome."""
 
-    __slots__ = ("fn", "future", "groupable")
+    __slots__ = ("fn", "future", "groupable", "single_statement")
 
     def __init__(
-        self, fn: Callable[[sqlite3.Connection], T], future: asyncio.Future[T], groupable: bool
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        future: asyncio.Future[T],
+        groupable: bool,
+        single_statement: bool,
     ) -> None:
         self.fn = fn
         self.future = future
         #: Whether the writer may run it inside a transaction shared with other jobs.
         self.groupable = groupable
+        #: Whether it writes with one statement at most: SQLite undoes a failed statement by
+        #: itself, so such a job needs no savepoint of its own in a shared transaction.
+        self.single_statement = single_statement
 
     @property
     def wanted(self) -> bool:
@@ -86,10 +93,16 @@ class ConnectionThread:
             await self.stop()
             raise
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T], *, groupable: bool = False) -> Job[T]:
+    def submit(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        groupable: bool = False,
+        single_statement: bool = False,
+    ) -> Job[T]:
         """Queue ``fn(connection)``; its result or exception settles the job's future."""
         assert self._loop is not None
-        job = Job(fn, self._loop.create_future(), groupable)
+        job = Job(fn, self._loop.create_future(), groupable, single_statement)
         self._jobs.put(job)
         return job
 

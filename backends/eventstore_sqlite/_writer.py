@@ -7,12 +7,14 @@ cancelled once its transaction started only stops waiting, and the transaction s
 with COMMIT or ROLLBACK in the thread. Either way the next write starts on a clean connection.
 
 **Group commit.** When several tasks of one store write at once, the thread takes every job
-already queued (up to :data:`MAX_GROUP`) and runs them in one ``BEGIN IMMEDIATE`` transaction,
-each inside its own ``SAVEPOINT``: each append still makes its own version check against the
-rows before it (the group runs as if one after the other), and one refused or failed append
-is rolled back to its savepoint without touching the others. The whole group then shares one
-COMMIT, one fsync with ``synchronous=FULL``, and one wake-up of the event loop. The group is
-whatever queued up while the previous transaction ran: a lone writer never waits for company.
+already queued (up to :data:`MAX_GROUP`) and runs them in one ``BEGIN IMMEDIATE`` transaction:
+each append still makes its own version check against the rows before it (the group runs as
+if one after the other), and one refused or failed append is undone without touching the
+others: a multi-event append runs in a ``SAVEPOINT`` of its own; a single-event append or an
+upsert writes with one statement, which SQLite undoes by itself when it fails. The whole group
+then shares one COMMIT, one fsync with ``synchronous=FULL``, and one wake-up of the event
+loop. The group is whatever queued up while the previous transaction ran: a lone writer never
+waits for company.
 
 **Multi-process safety** is unchanged: ``BEGIN IMMEDIATE`` takes the file's write lock before
 anything is read, so the version check and the insert are atomic across processes too, and
@@ -95,7 +97,7 @@ class Writer(ConnectionThread):
                 (name, position),
             )
 
-        return self.submit(save, groupable=True)
+        return self.submit(save, groupable=True, single_statement=True)
 
     def save_snapshot(self, snapshot: Snapshot, data: bytes) -> Job[None]:
         """Queue a snapshot upsert; the highest version wins."""
@@ -110,7 +112,7 @@ class Writer(ConnectionThread):
                 (snapshot.stream_id, snapshot.version, snapshot.type, data),
             )
 
-        return self.submit(save, groupable=True)
+        return self.submit(save, groupable=True, single_statement=True)
 
     def setup(self) -> Job[None]:
         """Queue the creation of the tables (a transaction of its own)."""
@@ -166,18 +168,23 @@ class Writer(ConnectionThread):
         outcomes: list[tuple[Any, Any, BaseException | None]] = []
         try:
             for job in group:
-                conn.execute("SAVEPOINT job")
+                savepoint = not job.single_statement
+                if savepoint:
+                    conn.execute("SAVEPOINT job")
                 try:
                     result = job.fn(conn)
                 except Exception as error:
                     if not conn.in_transaction:
                         raise  # SQLite rolled the whole transaction back (e.g. disk full)
-                    # Only this job is undone; the others of the group go on.
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
+                    # Only this job is undone (by SQLite itself for a single statement); the
+                    # others of the group go on.
+                    if savepoint:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
                     outcomes.append((job.future, None, self.translate(error)))
                 else:
-                    conn.execute("RELEASE job")
+                    if savepoint:
+                        conn.execute("RELEASE job")
                     outcomes.append((job.future, result, None))
         except Exception as error:
             if conn.in_transaction:
@@ -260,8 +267,10 @@ def _append(
             )
             position = conn.execute("SELECT last_insert_rowid()").fetchall()[0][0]
     except sqlite3.IntegrityError:
-        # An event id is stored already (UNIQUE): undo this append's rows, then describe it.
-        conn.execute("ROLLBACK TO job")
+        # An event id is stored already (UNIQUE). A failed single INSERT undid itself; the
+        # rows executemany wrote before the failing one are undone by the job's savepoint.
+        if len(events) > 1:
+            conn.execute("ROLLBACK TO job")
         return _refusal(conn, stream_id, events, version)
     assert position is not None
     return Written(last, position)
