@@ -75,7 +75,7 @@ async def test_closing_ends_the_connection_threads_before_it_returns(tmp_path: P
     for _ in range(20):
         async with es.connect(url) as store:
             await store.setup()
-            assert len(_store_threads()) == 2  # the writer and the reader
+            assert len(_store_threads()) == 3  # the writer, the reader, the checkpointer
         assert _store_threads() == []
 
 

@@ -29,29 +29,33 @@ T = TypeVar("T")
 class Job(Generic[T]):
     """A call to run in the connection's thread, and the future that receives its outcome."""
 
-    __slots__ = ("fn", "future", "groupable", "single_statement")
+    __slots__ = ("fn", "future", "groupable", "rows", "single_statement")
 
     def __init__(
         self,
         fn: Callable[[sqlite3.Connection], T],
-        future: asyncio.Future[T],
-        groupable: bool,
-        single_statement: bool,
+        future: asyncio.Future[T] | None,
+        groupable: bool = False,
+        single_statement: bool = False,
+        rows: int = 1,
     ) -> None:
         self.fn = fn
+        #: None for a job posted from another thread that nobody awaits.
         self.future = future
         #: Whether the writer may run it inside a transaction shared with other jobs.
         self.groupable = groupable
         #: Whether it writes with one statement at most: SQLite undoes a failed statement by
         #: itself, so such a job needs no savepoint of its own in a shared transaction.
         self.single_statement = single_statement
+        #: Roughly how many rows it writes (the writer's estimate of the WAL's growth).
+        self.rows = rows
 
     @property
     def wanted(self) -> bool:
         """False once the caller has given up (cancelled) before the job started."""
         # Read from the connection's thread: a benign race. A job the caller cancels just as
         # it starts runs anyway, exactly as if the cancellation had come a moment later.
-        return not self.future.done()
+        return self.future is None or not self.future.done()
 
 
 #: The sentinel that tells the thread to close its connection and end.
@@ -99,16 +103,21 @@ class ConnectionThread:
         *,
         groupable: bool = False,
         single_statement: bool = False,
-    ) -> Job[T]:
-        """Queue ``fn(connection)``; its result or exception settles the job's future."""
+        rows: int = 1,
+    ) -> asyncio.Future[T]:
+        """Queue ``fn(connection)``; its result or exception settles the future returned."""
         assert self._loop is not None
-        job = Job(fn, self._loop.create_future(), groupable, single_statement)
-        self._jobs.put(job)
-        return job
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put(Job(fn, future, groupable, single_statement, rows))
+        return future
+
+    def post(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Queue ``fn(connection)`` from any thread, with nobody waiting for its outcome."""
+        self._jobs.put(Job(fn, None))
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` in the thread and return its result."""
-        return await self.submit(fn).future
+        return await self.submit(fn)
 
     async def stop(self) -> None:
         """Let queued jobs finish, close the connection and wait until the thread has ended."""
@@ -156,6 +165,10 @@ class ConnectionThread:
     def run_alone(self, conn: sqlite3.Connection, job: Job[Any]) -> None:
         """Run one job, unless its caller has given up, and settle its future."""
         if not job.wanted:
+            return
+        if job.future is None:
+            with contextlib.suppress(Exception):  # nobody to tell; the next post tries again
+                job.fn(conn)
             return
         try:
             result = job.fn(conn)

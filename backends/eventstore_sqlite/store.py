@@ -47,7 +47,7 @@ from . import _reader
 from ._errors import as_library_error
 from ._schema import MAX_INTEGER, connect, enable_wal
 from ._thread import ConnectionThread
-from ._writer import Writer, Written
+from ._writer import BACKSTOP_CHECKPOINT_PAGES, Writer, Written
 
 __all__ = ["SQLiteEventStore", "SQLiteOptions"]
 
@@ -99,15 +99,18 @@ class SQLiteEventStore(EventStore):
         self.path = Path(path)
         self._writer: Writer | None = None
         self._reader: ConnectionThread | None = None
+        self._checkpointer: ConnectionThread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _connect(self, *, wal: bool = False) -> sqlite3.Connection:
+    def _connect(self, *, writer: bool = False) -> sqlite3.Connection:
         busy, sync = self._options.busy_timeout, self._options.synchronous
         conn = connect(self.path, busy_timeout=busy, synchronous=sync)
-        if wal:
+        if writer:
             try:
                 enable_wal(conn, self.path, busy)
+                # Checkpoints run in the checkpointer's thread (see Writer._after_commit).
+                conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")
             except BaseException:
                 conn.close()
                 raise
@@ -115,34 +118,39 @@ class SQLiteEventStore(EventStore):
 
     async def _open(self) -> None:
         path, busy = self.path, self._options.busy_timeout
-        writer = Writer("eventstore-sqlite-writer", lambda: self._connect(wal=True), path, busy)
-        await writer.start()
-        reader = ConnectionThread(
-            "eventstore-sqlite-reader",
-            self._connect,
-            lambda error: as_library_error(error, path, busy),
-        )
+
+        def translate(error: BaseException) -> BaseException:
+            return as_library_error(error, path, busy)
+
+        writer = Writer("eventstore-sqlite-writer", lambda: self._connect(writer=True), path, busy)
+        reader = ConnectionThread("eventstore-sqlite-reader", self._connect, translate)
+        checkpointer = ConnectionThread("eventstore-sqlite-checkpointer", self._connect, translate)
+        started: list[ConnectionThread] = []
         try:
-            await reader.start()
+            # The writer first: it switches a new file to WAL before the others open it.
+            for thread in (writer, reader, checkpointer):
+                await thread.start()
+                started.append(thread)
         except BaseException:
-            await writer.stop()
+            for thread in reversed(started):
+                await thread.stop()
             raise
-        self._writer, self._reader = writer, reader
+        writer.checkpointer = checkpointer
+        self._writer, self._reader, self._checkpointer = writer, reader, checkpointer
 
     async def _close(self) -> None:
-        reader, writer = self._reader, self._writer
-        self._reader = self._writer = None
-        try:
-            if reader is not None:
-                await reader.stop()
-        finally:
-            if writer is not None:
-                await writer.stop()
+        threads = (self._reader, self._writer, self._checkpointer)
+        self._reader = self._writer = self._checkpointer = None
+        # The writer stops before the checkpointer it may still post to; a checkpoint posted
+        # after the checkpointer's stop sentinel is simply never run.
+        for thread in threads:
+            if thread is not None:
+                await thread.stop()
 
     async def setup(self) -> None:
         """Create the tables and indexes if missing (safe to run from several processes)."""
         self._check_open()
-        await self._w.setup().future
+        await self._w.setup()
 
     async def _watch(self) -> None:
         """Notify subscribers when another connection (process) has committed."""
@@ -176,7 +184,7 @@ class SQLiteEventStore(EventStore):
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
     ) -> AppendResult:
         for _ in range(_APPEND_ATTEMPTS):
-            outcome = await self._w.append(stream_id, events, expected_version).future
+            outcome = await self._w.append(stream_id, events, expected_version)
             if isinstance(outcome, Written):
                 return AppendResult(version=outcome.version, position=Position((outcome.position,)))
             if outcome.existing:
@@ -216,7 +224,7 @@ class SQLiteEventStore(EventStore):
             raise InvalidEventError(
                 f"position {position} is beyond any SQLite position (2**63 - 1)", field="position"
             )
-        await self._w.save_checkpoint(name, sequence).future
+        await self._w.save_checkpoint(name, sequence)
 
     async def _load_checkpoint(self, name: str) -> Position | None:
         return await self._r.call(lambda conn: _reader.load_checkpoint(conn, name))
@@ -228,7 +236,7 @@ class SQLiteEventStore(EventStore):
                 "(2**63 - 1)",
                 field="version",
             )
-        await self._w.save_snapshot(snapshot, data).future
+        await self._w.save_snapshot(snapshot, data)
 
     async def _load_snapshot(self, stream_id: str) -> Snapshot | None:
         return await self._r.call(lambda conn: _reader.load_snapshot(conn, stream_id))
