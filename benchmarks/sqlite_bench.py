@@ -57,6 +57,18 @@ BATCH = 100
 READ_PAGE = 500  # the adapter's default page_size, for everyone
 
 
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7): 48 bits of milliseconds, then random bits."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10)) & ((1 << 80) - 1)
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # the RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+#: How event ids are made: the library's default (random UUIDv4), or time-ordered (--ids uuid7).
+new_id: Callable[[], uuid.UUID] = uuid.uuid4
+
+
 # --------------------------------------------------------------------------------------------
 # eventstore-core
 # --------------------------------------------------------------------------------------------
@@ -77,7 +89,7 @@ async def es_appends(url: str, seconds: float, writers: int, batch: int) -> floa
         async def writer(w: int) -> None:
             n = 0
             while time.perf_counter() < stop:
-                events = [es.NewEvent("OrderPlaced", PAYLOAD) for _ in range(batch)]
+                events = [es.NewEvent("OrderPlaced", PAYLOAD, id=new_id()) for _ in range(batch)]
                 await store.append(f"Order-{prefix}{w}x{n}", events, es.NO_STREAM)
                 n += 1
             counts[w] = n * batch
@@ -191,7 +203,7 @@ def raw_appends(path: Path, synchronous: str, seconds: float, writers: int, batc
             stream = f"Order-{prefix}{w}x{n}"
             now = time.time_ns() // 1000
             rows = [
-                (stream, v, uuid.uuid4().bytes, "OrderPlaced", "Order", DATA, b"{}", now, batch)
+                (stream, v, new_id().bytes, "OrderPlaced", "Order", DATA, b"{}", now, batch)
                 for v in range(1, batch + 1)
             ]
             conn.execute("BEGIN IMMEDIATE")
@@ -239,7 +251,11 @@ def _run_threads(target: Callable[[int], None], count: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _process_writer(contender: str, path: str, synchronous: str, seconds: float, out: Any) -> None:
+def _process_writer(
+    contender: str, path: str, synchronous: str, seconds: float, ids: str, out: Any
+) -> None:
+    global new_id
+    new_id = uuid7 if ids == "uuid7" else uuid.uuid4
     file = Path(path)
     if contender == "eventstore":
         rate = asyncio.run(es_appends(es_url(file, synchronous), seconds, 1, 1))
@@ -257,7 +273,8 @@ def processes_appends(
     out = context.Queue()
     processes = [
         context.Process(
-            target=_process_writer, args=(contender, str(path), synchronous, seconds, out)
+            target=_process_writer,
+            args=(contender, str(path), synchronous, seconds, new_id.__name__, out),
         )
         for _ in range(count)
     ]
@@ -418,11 +435,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="per append measurement")
     parser.add_argument("--synchronous", default="FULL,NORMAL")
     parser.add_argument("--scenarios", default="single,batch,read,processes")
+    parser.add_argument("--ids", choices=("uuid4", "uuid7"), default="uuid4")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds, best kept")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--dir", type=Path, help="where the files go (default: a temp dir)")
     parser.add_argument("--million", action="store_true", help="also read_all over 1M events")
     args = parser.parse_args()
+    global new_id
+    new_id = uuid7 if args.ids == "uuid7" else uuid.uuid4
     directory = args.dir or Path(tempfile.mkdtemp(prefix="sqlite-bench-"))
     directory.mkdir(parents=True, exist_ok=True)
     print(f"files in {directory}; load average {os.getloadavg()}", flush=True)
