@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from eventstore_core.errors import BackendUnavailableError, EventStoreError, InvalidEventError
+from eventstore_core.adapter import BackendUnavailableError, EventStoreError, InvalidEventError
 
 __all__ = ["as_library_error", "translate"]
 

@@ -11,24 +11,17 @@ equality, hashing, ``repr``, and it pickles as a plain :class:`RecordedEvent`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventstore_core.models import Position, RecordedEvent
-from eventstore_core.serialization import loads
+from eventstore_core.adapter import UNIX_EPOCH, Position, RecordedEvent, serialization
 
-__all__ = ["UNIX_EPOCH", "StoredEvent", "now_micros"]
+__all__ = ["StoredEvent"]
 
-UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _new = object.__new__
-
-
-def now_micros() -> int:
-    """Microseconds since the Unix epoch, now (integer nanoseconds: no float rounding)."""
-    return time.time_ns() // 1000
+_loads = serialization.loads
 
 
 class StoredEvent(RecordedEvent):
@@ -107,5 +100,5 @@ class StoredEvent(RecordedEvent):
             return self._json
         except AttributeError:
             row = self._row
-            decoded = self._json = (loads(row[5]), loads(row[6]))
+            decoded = self._json = (_loads(row[5]), _loads(row[6]))
             return decoded

@@ -10,8 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from eventstore_core import serialization
-from eventstore_core.models import Position, RecordedEvent, Snapshot
+from eventstore_core.adapter import Position, RecordedEvent, Snapshot, serialization
 
 from ._events import StoredEvent
 from ._schema import EVENT_COLUMNS, MAX_INTEGER, STREAM_VERSION

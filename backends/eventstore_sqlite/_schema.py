@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from eventstore_core.errors import ConfigurationError, EventStoreError
+from eventstore_core.adapter import ConfigurationError, EventStoreError
 
 from ._errors import translate
 

@@ -30,20 +30,28 @@ import queue
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID
 
-from eventstore_core.errors import ConcurrencyError
-from eventstore_core.models import ExpectedVersion, RecordedEvent, Snapshot, category_of
-from eventstore_core.store import check_expected_version
-from eventstore_core.validation import PreparedEvent
+from eventstore_core.adapter import (
+    ExpectedVersion,
+    Position,
+    PreparedEvent,
+    RecordedEvent,
+    Refused,
+    Snapshot,
+    Written,
+    category_of,
+    expected_range,
+    now_micros,
+)
 
 from ._errors import as_library_error, translate
-from ._events import StoredEvent, now_micros
+from ._events import StoredEvent
 from ._schema import EVENT_COLUMNS, INSERT_EVENT, SCHEMA, STREAM_VERSION
 from ._thread import STOP, ConnectionThread, Job
 
-__all__ = ["BACKSTOP_CHECKPOINT_PAGES", "MAX_GROUP", "Refused", "Writer", "Written"]
+__all__ = ["BACKSTOP_CHECKPOINT_PAGES", "MAX_GROUP", "Writer"]
 
 #: The most jobs one transaction takes: bounds the latency a group adds to its first member.
 MAX_GROUP = 64
@@ -51,25 +59,6 @@ MAX_GROUP = 64
 CHECKPOINT_PAGES = 1000
 #: The writer's own automatic checkpoint, a backstop should the background one fall behind.
 BACKSTOP_CHECKPOINT_PAGES = 8000
-
-
-class Written(NamedTuple):
-    """The append was committed: the stream's new version and the last event's position."""
-
-    version: int
-    position: int
-
-
-class Refused(NamedTuple):
-    """The append wrote nothing: the stream's version then, and any stored rows sharing ids.
-
-    ``batch_bounds`` gives, for each id in ``existing``, the ``(first, last)`` versions of the
-    append that stored it.
-    """
-
-    actual: int
-    existing: list[RecordedEvent]
-    batch_bounds: dict[UUID, tuple[int, int]]
 
 
 class Writer(ConnectionThread):
@@ -259,11 +248,10 @@ def _append(
 ) -> Written | Refused:
     """Check and write one append inside the current transaction (and its savepoint)."""
     version: int = conn.execute(STREAM_VERSION, (stream_id,)).fetchall()[0][0]
-    try:
-        check_expected_version(stream_id, expected, version)
-    except ConcurrencyError:
-        # An id already stored decides first (an idempotent retry of a stale append).
-        return _refusal(conn, stream_id, events, version)
+    lo, hi = expected_range(expected)
+    if not lo <= version <= hi:
+        # Stored ids decide first (an idempotent retry of a stale append): look them up.
+        return _refusal(conn, events, version)
     now = now_micros()
     category = category_of(stream_id)
     first, last = version + 1, version + len(events)
@@ -315,14 +303,13 @@ def _append(
         # rows executemany wrote before the failing one are undone by the job's savepoint.
         if len(events) > 1:
             conn.execute("ROLLBACK TO job")
-        return _refusal(conn, stream_id, events, version)
+        return _refusal(conn, events, version)
     assert position is not None
-    return Written(last, position)
+    return Written(version=last, position=Position((position,)))
 
 
-def _refusal(
-    conn: sqlite3.Connection, stream_id: str, events: Sequence[PreparedEvent], version: int
-) -> Refused:
+def _refusal(conn: sqlite3.Connection, events: Sequence[PreparedEvent], version: int) -> Refused:
+    """What the core needs to decide: the version, and the stored rows sharing the ids."""
     ids = [event.id.bytes for event in events]
     rows = conn.execute(
         f"SELECT {EVENT_COLUMNS}, batch_first, batch_last FROM events "

@@ -21,7 +21,6 @@ thread, and concurrent appends of one store share a transaction (:mod:`._writer`
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,32 +28,31 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from eventstore_core.config import ParsedUrl, StoreOptions
-from eventstore_core.errors import ConfigurationError, InvalidEventError
-from eventstore_core.models import (
-    AppendResult,
+from eventstore_core.adapter import (
     Capabilities,
+    ConfigurationError,
+    CounterWatcher,
     EventFilter,
+    EventStore,
     ExpectedVersion,
+    InvalidEventError,
+    ParsedUrl,
     Position,
+    PreparedEvent,
     RecordedEvent,
+    Refused,
     Snapshot,
+    StoreOptions,
+    Written,
 )
-from eventstore_core.store import EventStore, check_expected_version, idempotent_result
-from eventstore_core.validation import PreparedEvent
 
 from . import _reader
 from ._errors import as_library_error
 from ._schema import MAX_INTEGER, connect, enable_wal
 from ._thread import ConnectionThread
-from ._writer import BACKSTOP_CHECKPOINT_PAGES, Writer, Written
+from ._writer import BACKSTOP_CHECKPOINT_PAGES, Writer
 
 __all__ = ["SQLiteEventStore", "SQLiteOptions"]
-
-# How often an append is re-run when its refusal turns out stale (the stream moved to an
-# acceptable version between the check and the answer). Under SQLite's write lock the check
-# and the answer are atomic, so in practice it never re-runs.
-_APPEND_ATTEMPTS = 3
 
 
 class SQLiteOptions(StoreOptions):
@@ -75,6 +73,7 @@ class SQLiteEventStore(EventStore):
     capabilities = Capabilities(
         concurrency="multi-writer",
         idempotency="permanent",
+        unique_event_ids="store",
         global_order="total",
         live_subscriptions="poll",
         max_event_bytes=16 * 1024 * 1024,
@@ -147,26 +146,19 @@ class SQLiteEventStore(EventStore):
             if thread is not None:
                 await thread.stop()
 
-    async def setup(self) -> None:
+    async def _setup(self) -> None:
         """Create the tables and indexes if missing (safe to run from several processes)."""
-        self._check_open()
         await self._w.setup()
 
     async def _watch(self) -> None:
         """Notify subscribers when another connection (process) has committed."""
-        last: int | None = None
-        interval = self._options.watch_interval
-        while True:
-            try:
-                version: int | None = await self._r.call(_reader.data_version)
-            except Exception:
-                version = None  # the subscription's own read will report a lasting problem
-            # The first reading wakes subscribers too: a commit may have landed between a
-            # subscription's last read and this watcher's start.
-            if version is not None and version != last:
-                self._notifier.notify()
-                last = version
-            await asyncio.sleep(interval)
+        await CounterWatcher(
+            self._data_version, self._notifier.notify, self._options.watch_interval, "data_version"
+        ).run()
+
+    async def _data_version(self) -> int:
+        # PRAGMA data_version: a counter SQLite bumps when another connection commits.
+        return await self._r.call(_reader.data_version)
 
     @property
     def _w(self) -> Writer:
@@ -182,17 +174,8 @@ class SQLiteEventStore(EventStore):
 
     async def _append(
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
-    ) -> AppendResult:
-        for _ in range(_APPEND_ATTEMPTS):
-            outcome = await self._w.append(stream_id, events, expected_version)
-            if isinstance(outcome, Written):
-                return AppendResult(version=outcome.version, position=Position((outcome.position,)))
-            if outcome.existing:
-                return idempotent_result(
-                    stream_id, events, outcome.existing, batch_bounds=outcome.batch_bounds
-                )
-            check_expected_version(stream_id, expected_version, outcome.actual)
-        raise AssertionError("unreachable: a refusal under the write lock is never stale")
+    ) -> Written | Refused:
+        return await self._w.append(stream_id, events, expected_version)
 
     # -- reading -----------------------------------------------------------------------------
 

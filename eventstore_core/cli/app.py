@@ -435,6 +435,12 @@ async def _setup(url: str | None) -> str:
         return store.url
 
 
+# `eventstore compare` lives in its own package; registered here as a sub-application.
+from eventstore_core.compare.cli import compare_app  # noqa: E402
+
+app.add_typer(compare_app, name="compare")
+
+
 def main() -> None:
     """Run the ``eventstore`` command (the console script's entry point)."""
     app()
