@@ -238,3 +238,18 @@ async def test_text_with_a_lone_surrogate_is_invalid_input_and_writes_nothing(
         assert (await store.append("Text-1", [_event()], es.NO_STREAM)).version == 1
     finally:
         await store.close()
+
+
+async def test_a_lock_held_past_busy_timeout_fails_the_append_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    store = await _opened(path, busy_timeout=0.3)
+    try:
+        with _WriteLock(path):
+            with pytest.raises(es.BackendUnavailableError, match="busy_timeout") as raised:
+                await store.append("Busy-1", [_event()])
+            assert raised.value.maybe_applied is False
+        # Nothing was written, and the store works once the lock is free.
+        assert await store.stream_version("Busy-1") == 0
+        assert (await store.append("Busy-1", [_event()], es.NO_STREAM)).version == 1
+    finally:
+        await store.close()

@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import queue
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,12 @@ class Writer(ConnectionThread):
         """Queue the creation of the tables (a transaction of its own)."""
 
         def create(conn: sqlite3.Connection) -> None:
+            self._begin(conn)
             try:
-                conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -155,11 +160,38 @@ class Writer(ConnectionThread):
                 group.append(more)
             self._run_group(conn, [job for job in group if job.wanted])
 
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, waiting up to ``busy_timeout`` for another process's lock.
+
+        The writer's connection has SQLite's busy timeout off, and waits here instead: SQLite's
+        handler sleeps 1, 2, 5, 10 ... up to 100 ms between tries, far longer than another
+        process's append holds the lock (a fraction of a millisecond), so writer processes
+        sharing a file spent most of their time asleep. Trying again after 50 us, doubling
+        up to 1 ms, hands the lock over as soon as it is free.
+        """
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if not _busy(error):
+                raise
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 5e-5
+        while True:
+            time.sleep(delay)  # releases the GIL: the event loop runs on meanwhile
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if not _busy(error) or time.monotonic() >= deadline:
+                    raise
+            delay = min(delay * 2, 1e-3)
+
     def _run_group(self, conn: sqlite3.Connection, group: list[Job[Any]]) -> None:
         if not group:
             return
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn)
         except sqlite3.Error as error:
             # Nothing began (typically: another process held the lock beyond busy_timeout).
             failure = self.translate(error)
@@ -238,6 +270,11 @@ class Writer(ConnectionThread):
                 self._checkpointing = False
 
         checkpointer.post(checkpoint)
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    # SQLITE_BUSY and its extended codes: another connection holds the lock.
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _append(

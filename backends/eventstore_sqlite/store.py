@@ -110,6 +110,8 @@ class SQLiteEventStore(EventStore):
                 enable_wal(conn, self.path, busy)
                 # Checkpoints run in the checkpointer's thread (see Writer._after_commit).
                 conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")
+                # The writer waits for the lock itself, more eagerly (see Writer._begin).
+                conn.execute("PRAGMA busy_timeout = 0")
             except BaseException:
                 conn.close()
                 raise
