@@ -99,6 +99,49 @@ async def es_appends(url: str, seconds: float, writers: int, batch: int) -> floa
         return sum(counts) / (time.perf_counter() - start)
 
 
+async def es_latency(url: str, seconds: float, writers: int) -> tuple[float, float, float, float]:
+    """Single-event appends by ``writers`` tasks: rate, p50 and p99 latency (ms), group size."""
+    async with es.connect(url) as store:
+        await store.setup()
+        writer = store._writer  # type: ignore[attr-defined]
+        commits = writer.commits
+        latencies: list[float] = []
+        stop = time.perf_counter() + seconds
+        prefix = uuid.uuid4().hex[:8]
+
+        async def one(w: int) -> None:
+            n = 0
+            while time.perf_counter() < stop:
+                start = time.perf_counter()
+                event = es.NewEvent("OrderPlaced", PAYLOAD, id=new_id())
+                await store.append(f"Order-{prefix}{w}x{n}", [event], es.NO_STREAM)
+                latencies.append(time.perf_counter() - start)
+                n += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(w) for w in range(writers)))
+        elapsed = time.perf_counter() - start
+        latencies.sort()
+        group = len(latencies) / max(1, writer.commits - commits)
+        p50 = latencies[len(latencies) // 2] * 1000
+        p99 = latencies[int(len(latencies) * 0.99)] * 1000
+        return len(latencies) / elapsed, p50, p99, group
+
+
+def latency(directory: Path, seconds: float, settings: list[str]) -> None:
+    """Group commit's cost and gain: per-append latency as concurrent writers grow."""
+    print("\n| synchronous | writers | appends/s | p50 ms | p99 ms | appends per commit |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for sync in settings:
+        for writers in (1, 4, 16, 64):
+            url = es_url(directory / f"latency-{sync}.db", sync)
+            rate, p50, p99, group = asyncio.run(es_latency(url, seconds, writers))
+            print(
+                f"| {sync} | {writers} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {group:.1f} |",
+                flush=True,
+            )
+
+
 async def es_read_all(url: str) -> tuple[int, float]:
     async with es.connect(url) as store:
         start = time.perf_counter()
@@ -434,7 +477,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per append measurement")
     parser.add_argument("--synchronous", default="FULL,NORMAL")
-    parser.add_argument("--scenarios", default="single,batch,read,processes")
+    parser.add_argument(
+        "--scenarios", default="single,batch,read,processes,latency", help="comma-separated"
+    )
     parser.add_argument("--ids", choices=("uuid4", "uuid7"), default="uuid4")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds, best kept")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
@@ -455,6 +500,8 @@ def main() -> None:
             args.contenders.split(","),
             args.rounds,
         )
+        if "latency" in args.scenarios.split(","):
+            latency(directory, args.seconds, args.synchronous.split(","))
         if args.million:
             million(directory, "NORMAL")
     finally:

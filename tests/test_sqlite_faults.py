@@ -173,6 +173,45 @@ async def test_appends_queued_together_commit_in_one_transaction_each_with_its_o
         await store.close()
 
 
+async def test_ids_reused_inside_one_group_are_decided_as_if_one_after_the_other(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "reuse.db"
+    store = await _opened(path)
+    try:
+        shared = _event("Shared")
+        batch = [_event("First"), _event("Second")]
+        with _WriteLock(path):
+            work = asyncio.gather(
+                store.append("Reuse-a", [shared]),
+                store.append("Reuse-b", [shared]),  # the same id, another stream
+                store.append("Reuse-c", batch),
+                store.append("Reuse-c", batch),  # a retry of the batch just before it
+                store.append("Reuse-d", [es.NewEvent("T", {}, correlation_id="\udc80")]),
+                store.append("Reuse-e", [_event()], es.NO_STREAM),
+                return_exceptions=True,
+            )
+            await asyncio.sleep(0.1)
+        a, b, c, c_again, bad, e = await work
+        assert isinstance(a, es.AppendResult)
+        assert isinstance(b, es.DuplicateEventIdError)
+        assert isinstance(c, es.AppendResult)
+        assert c_again == c
+        assert isinstance(bad, es.InvalidEventError)
+        assert isinstance(e, es.AppendResult)
+        versions = {s: await store.stream_version(f"Reuse-{s}") for s in "abcde"}
+        assert versions == {"a": 1, "b": 0, "c": 2, "d": 0, "e": 1}
+        # Each result names its own last event.
+        for result in (a, c, e):
+            assert isinstance(result, es.AppendResult)
+            (event,) = [
+                x async for x in store.read_all(after=None) if x.position == result.position
+            ]
+            assert event.version == result.version
+    finally:
+        await store.close()
+
+
 async def test_a_cancelled_member_of_a_group_does_not_disturb_the_others(
     tmp_path: Path,
 ) -> None:

@@ -29,7 +29,7 @@ T = TypeVar("T")
 class Job(Generic[T]):
     """A call to run in the connection's thread, and the future that receives its outcome."""
 
-    __slots__ = ("fn", "future", "groupable", "rows", "single_statement")
+    __slots__ = ("append", "fn", "future", "groupable", "rows", "single_statement")
 
     def __init__(
         self,
@@ -38,6 +38,7 @@ class Job(Generic[T]):
         groupable: bool = False,
         single_statement: bool = False,
         rows: int = 1,
+        append: Any = None,
     ) -> None:
         self.fn = fn
         #: None for a job posted from another thread that nobody awaits.
@@ -49,6 +50,8 @@ class Job(Generic[T]):
         self.single_statement = single_statement
         #: Roughly how many rows it writes (the writer's estimate of the WAL's growth).
         self.rows = rows
+        #: For an append, its arguments: the writer runs the appends of a group together.
+        self.append = append
 
     @property
     def wanted(self) -> bool:
@@ -104,11 +107,12 @@ class ConnectionThread:
         groupable: bool = False,
         single_statement: bool = False,
         rows: int = 1,
+        append: Any = None,
     ) -> asyncio.Future[T]:
         """Queue ``fn(connection)``; its result or exception settles the future returned."""
         assert self._loop is not None
         future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put(Job(fn, future, groupable, single_statement, rows))
+        self._jobs.put(Job(fn, future, groupable, single_statement, rows, append))
         return future
 
     def post(self, fn: Callable[[sqlite3.Connection], object]) -> None:

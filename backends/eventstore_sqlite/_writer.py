@@ -89,6 +89,7 @@ class Writer(ConnectionThread):
             groupable=True,
             single_statement=len(events) == 1,
             rows=len(events),
+            append=(stream_id, events, expected),
         )
 
     def save_checkpoint(self, name: str, position: int) -> asyncio.Future[None]:
@@ -202,7 +203,12 @@ class Writer(ConnectionThread):
         group = [job for job in group if job.wanted]
         outcomes: list[tuple[Any, Any, BaseException | None]] = []
         try:
-            for job in group:
+            appends = [job for job in group if job.append is not None]
+            together = _append_together(conn, appends) if appends else None
+            if together is not None:
+                outcomes.extend(together)
+            one_by_one = [job for job in group if together is None or job.append is None]
+            for job in one_by_one:
                 savepoint = not job.single_statement
                 if savepoint:
                     conn.execute("SAVEPOINT job")
@@ -356,3 +362,111 @@ def _refusal(conn: sqlite3.Connection, events: Sequence[PreparedEvent], version:
     existing: list[RecordedEvent] = [StoredEvent.from_row(row) for row in rows]
     bounds = {UUID(bytes=row[3]): (row[10], row[11]) for row in rows}
     return Refused(version, existing, bounds)
+
+
+# Rows per INSERT statement: powers of two, so that a few statements (kept prepared in the
+# connection's statement cache) cover any count; 512 rows of 12 values stay well below
+# SQLite's limit of 32,766 parameters per statement.
+_CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_HEAD = INSERT_EVENT[: INSERT_EVENT.index("VALUES")]
+_INSERT_ROWS = {n: f"{_INSERT_HEAD}VALUES {', '.join([_ROW] * n)}" for n in _CHUNKS}
+
+
+def _stream_versions(conn: sqlite3.Connection, streams: list[str]) -> dict[str, int]:
+    """The versions of several streams, in one statement and one row."""
+    # A scalar subquery per stream: each is one seek in the (stream_id, version) index, where
+    # GROUP BY would walk every version of each stream.
+    columns = ", ".join(
+        ["(SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?)"] * len(streams)
+    )
+    row = conn.execute(f"SELECT {columns}", streams).fetchall()[0]
+    return dict(zip(streams, row, strict=True))
+
+
+def _append_together(
+    conn: sqlite3.Connection, jobs: list[Job[Any]]
+) -> list[tuple[Any, Any, BaseException | None]] | None:
+    """Run a group's appends with a handful of statements, whatever their number.
+
+    Why: every statement the thread runs gives up the GIL while SQLite works and must take it
+    back after, and while the event loop is busy (many writers) each taking back can wait
+    for the interpreter's switch interval (5 ms). Statement by statement, a group of 16
+    single-event appends ran at a third of the rate of a group of 4. Here a group costs one
+    read of all its streams' versions and one multi-row INSERT per chunk of rows.
+
+    The checks are those of appending one after the other: each append sees the versions the
+    ones before it leave. None when this cannot decide for the whole group (an id used twice
+    in it, a value SQLite refuses, a stored id): the caller then runs the appends one by one,
+    each in its own savepoint, and each gets its own answer.
+    """
+    versions = _stream_versions(conn, list(dict.fromkeys(job.append[0] for job in jobs)))
+    now = now_micros()
+    params: list[Any] = []
+    planned: list[tuple[Job[Any], int, int]] = []  # (job, version before, rows so far)
+    seen: set[bytes] = set()
+    rows = base = 0
+    for job in jobs:
+        stream_id, events, expected = job.append
+        version = versions[stream_id]
+        lo, hi = expected_range(expected)
+        if not lo <= version <= hi:
+            planned.append((job, version, -1))  # refused: described after the insert
+            continue
+        ids = [event.id.bytes for event in events]
+        if not seen.isdisjoint(ids):
+            return None
+        seen.update(ids)
+        category = category_of(stream_id)
+        first, last = version + 1, version + len(events)
+        for v, event, event_id in zip(itertools.count(first), events, ids):
+            params += (
+                stream_id,
+                v,
+                event_id,
+                event.type,
+                category,
+                event.data,
+                event.metadata,
+                event.correlation_id,
+                event.causation_id,
+                now,
+                first,
+                last,
+            )
+        versions[stream_id] = last
+        rows += len(events)
+        planned.append((job, version, rows))
+    if rows:
+        several = rows not in _INSERT_ROWS
+        if several:
+            conn.execute("SAVEPOINT together")
+        try:
+            done = 0
+            while done < rows:
+                chunk = next(n for n in _CHUNKS if n <= rows - done)
+                cursor = conn.execute(_INSERT_ROWS[chunk], params[done * 12 : (done + chunk) * 12])
+                done += chunk
+        except Exception:
+            if not conn.in_transaction:
+                raise
+            if several:
+                conn.execute("ROLLBACK TO together")
+                conn.execute("RELEASE together")
+            return None  # a single statement undid itself
+        if several:
+            conn.execute("RELEASE together")
+        # The rowids of one transaction's inserts are consecutive (each the largest plus one).
+        assert cursor.lastrowid is not None
+        base = cursor.lastrowid - rows
+    outcomes: list[tuple[Any, Any, BaseException | None]] = []
+    for job, version, end in planned:
+        events = job.append[1]
+        if end < 0:
+            # After the insert: an id this append shares with an earlier one of the group is
+            # found, as it would be had they run one after the other.
+            outcomes.append((job.future, _refusal(conn, events, version), None))
+        else:
+            written = Written(version=version + len(events), position=Position((base + end,)))
+            outcomes.append((job.future, written, None))
+    return outcomes
