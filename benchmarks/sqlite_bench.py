@@ -142,6 +142,26 @@ def latency(directory: Path, seconds: float, settings: list[str]) -> None:
             )
 
 
+STREAM_EVENTS = 20_000
+STREAM_ID = "Ledger-1"
+
+
+async def es_write_stream(url: str) -> None:
+    async with es.connect(url) as store:
+        await store.setup()
+        for _ in range(STREAM_EVENTS // BATCH):
+            await store.append(STREAM_ID, [es.NewEvent("Posted", PAYLOAD) for _ in range(BATCH)])
+
+
+async def es_read_stream(url: str) -> tuple[int, float]:
+    async with es.connect(url) as store:
+        start = time.perf_counter()
+        n = 0
+        async for _event in store.read_stream(STREAM_ID):
+            n += 1
+        return n, time.perf_counter() - start
+
+
 async def es_read_all(url: str) -> tuple[int, float]:
     async with es.connect(url) as store:
         start = time.perf_counter()
@@ -198,6 +218,30 @@ def eventsourcing_appends(
     elapsed = time.perf_counter() - start
     recorder.datastore.close()
     return sum(counts) / elapsed
+
+
+_LEDGER = uuid.UUID("6c1d3f0e-8a57-4bd6-9a51-3cb1f0e7a001")
+
+
+def eventsourcing_write_stream(path: Path, synchronous: str) -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    recorder = eventsourcing_recorder(path, synchronous)
+    for b in range(STREAM_EVENTS // BATCH):
+        first = b * BATCH + 1
+        recorder.insert_events(
+            [StoredEvent(_LEDGER, v, "bench:Posted", DATA) for v in range(first, first + BATCH)]
+        )
+    recorder.datastore.close()
+
+
+def eventsourcing_read_stream(path: Path, synchronous: str) -> tuple[int, float]:
+    recorder = eventsourcing_recorder(path, synchronous)
+    start = time.perf_counter()
+    n = len(recorder.select_events(_LEDGER))
+    elapsed = time.perf_counter() - start
+    recorder.datastore.close()
+    return n, elapsed
 
 
 def eventsourcing_read_all(path: Path, synchronous: str) -> tuple[int, float]:
@@ -259,6 +303,39 @@ def raw_appends(path: Path, synchronous: str, seconds: float, writers: int, batc
     start = time.perf_counter()
     _run_threads(writer, writers)
     return sum(counts) / (time.perf_counter() - start)
+
+
+def raw_write_stream(path: Path, synchronous: str) -> None:
+    conn = _raw_connect(path, synchronous)
+    for b in range(STREAM_EVENTS // BATCH):
+        rows = [
+            (STREAM_ID, v, new_id().bytes, "Posted", "Ledger", DATA, b"{}", 0, v)
+            for v in range(b * BATCH + 1, (b + 1) * BATCH + 1)
+        ]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_RAW_INSERT, rows)
+        conn.execute("COMMIT")
+    conn.close()
+
+
+def raw_read_stream(path: Path, synchronous: str) -> tuple[int, float]:
+    conn = _raw_connect(path, synchronous)
+    start = time.perf_counter()
+    n, version = 0, 1
+    while True:
+        rows = conn.execute(
+            "SELECT stream_id, version, position, event_id, type, data, metadata, "
+            "correlation_id, causation_id, recorded_at FROM events "
+            "WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?",
+            (STREAM_ID, version, READ_PAGE),
+        ).fetchall()
+        n += len(rows)
+        if len(rows) < READ_PAGE:
+            break
+        version = rows[-1][1] + 1
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return n, elapsed
 
 
 def raw_read_all(path: Path, synchronous: str) -> tuple[int, float]:
@@ -346,6 +423,23 @@ def appends(
     return raw_appends(path, sync, seconds, writers, batch)
 
 
+def write_stream(contender: str, path: Path, sync: str) -> None:
+    if contender == "eventstore":
+        asyncio.run(es_write_stream(es_url(path, sync)))
+    elif contender == "eventsourcing":
+        eventsourcing_write_stream(path, sync)
+    else:
+        raw_write_stream(path, sync)
+
+
+def read_stream(contender: str, path: Path, sync: str) -> tuple[int, float]:
+    if contender == "eventstore":
+        return asyncio.run(es_read_stream(es_url(path, sync)))
+    if contender == "eventsourcing":
+        return eventsourcing_read_stream(path, sync)
+    return raw_read_stream(path, sync)
+
+
 def read_all(contender: str, path: Path, sync: str) -> tuple[int, float]:
     if contender == "eventstore":
         return asyncio.run(es_read_all(es_url(path, sync)))
@@ -389,8 +483,8 @@ def run(
     for sync in settings:
         for contender in contenders:
             if contender == "raw sqlite3":
-                prepare_raw_schema(file(contender, sync), sync)
-                prepare_raw_schema(file(contender, sync, "procs-"), sync)
+                for kind in ("", "procs-", "stream-"):
+                    prepare_raw_schema(file(contender, sync, kind), sync)
             elif contender == "eventsourcing":
                 eventsourcing_recorder(file(contender, sync, "procs-"), sync).datastore.close()
         for writers, batch in ((1, 1), (4, 1), (1, BATCH), (4, BATCH)):
@@ -404,6 +498,17 @@ def run(
                     best[contender] = max(best[contender], rate)
             for contender in contenders:
                 record(scenario, sync, contender, best[contender])
+        if "stream" in scenarios:
+            best = dict.fromkeys(contenders, 0.0)
+            for contender in contenders:
+                write_stream(contender, file(contender, sync, "stream-"), sync)
+            for _ in range(rounds):
+                for contender in contenders:
+                    n, elapsed = read_stream(contender, file(contender, sync, "stream-"), sync)
+                    assert n == STREAM_EVENTS, (contender, n)
+                    best[contender] = max(best[contender], n / elapsed)
+            for contender in contenders:
+                record(f"read_stream ({STREAM_EVENTS:,}) ev/s", sync, contender, best[contender])
         if "read" in scenarios:
             best_read: dict[str, tuple[int, float]] = {}
             for _ in range(rounds):
@@ -478,7 +583,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="per append measurement")
     parser.add_argument("--synchronous", default="FULL,NORMAL")
     parser.add_argument(
-        "--scenarios", default="single,batch,read,processes,latency", help="comma-separated"
+        "--scenarios",
+        default="single,batch,stream,read,processes,latency",
+        help="comma-separated",
     )
     parser.add_argument("--ids", choices=("uuid4", "uuid7"), default="uuid4")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds, best kept")
