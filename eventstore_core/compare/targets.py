@@ -194,7 +194,7 @@ _OPTIONAL_LAUNCHERS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...]
         "KurrentDB protocol double",
         "double",
         "eventstore_core.local.kurrentdb",
-        ("kurrentdb_url", "double_url", "kurrentdb_double_url"),
+        ("kurrentdb_double", "kurrentdb_url"),
         "a protocol double: library overhead, not server speed",
     ),
 )
