@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -324,6 +325,8 @@ def run_comparison(
         if entry["status"] == "pending":
             entry["status"] = "not run (interrupted)" if results["interrupted"] else "pending"
     results["wall_seconds"] = round(time.time() - started, 1)
+    if hasattr(os, "getloadavg"):  # a load that grew during the run moves the later targets
+        results["environment"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     return results
 
 
