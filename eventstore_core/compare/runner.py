@@ -167,6 +167,8 @@ async def run_target(
                 options.seed,
                 store.capabilities,
             )
+            if target.kind == "remote":
+                ctx.read_filter = es.EventFilter(categories=[ctx.ledger.category])
             limit = options.sizes.seconds * 6 + options.sizes.live_seconds + 60
             measured = target.wrap(store) if target.wrap is not None else store
             if options.sizes.warmup_seconds > 0:
