@@ -2,29 +2,59 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventstore_core.errors import ConfigurationError
 from eventstore_core.redaction import redact_url
 
-__all__ = ["DEFAULT_URL", "ParsedUrl", "Settings", "StoreOptions", "parse_options", "parse_url"]
+__all__ = [
+    "DEFAULT_URL",
+    "ParsedUrl",
+    "StoreOptions",
+    "configured_url",
+    "parse_options",
+    "parse_url",
+]
 
 #: The embedded default, used when neither a URL nor ``EVENTSTORE_URL`` is given.
 DEFAULT_URL = "sqlite:///./eventstore.db"
 
 
-class Settings(BaseSettings):
-    """Environment settings: ``EVENTSTORE_URL`` chooses the store when ``connect()`` gets none."""
+@functools.cache
+def _settings_class() -> type[Any]:
+    # pydantic-settings is imported on first use, not with the package: it took about a third
+    # of `import eventstore_core` (~100 ms of ~360 ms) and is needed only when connect() gets
+    # no URL.
+    from pydantic_settings import BaseSettings, SettingsConfigDict
 
-    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", extra="ignore")
+    class Settings(BaseSettings):
+        """Environment settings: ``EVENTSTORE_URL`` chooses the store when none is given."""
 
-    url: str = DEFAULT_URL
+        model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", extra="ignore")
+
+        url: str = DEFAULT_URL
+
+    Settings.__module__ = __name__
+    return Settings
+
+
+def configured_url() -> str:
+    """The store URL from the environment (``EVENTSTORE_URL``), else :data:`DEFAULT_URL`."""
+    url: str = _settings_class()().url
+    return url
+
+
+def __getattr__(name: str) -> Any:
+    # ``Settings`` (the pydantic-settings model) is built on first access; see above.
+    if name == "Settings":
+        return _settings_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StoreOptions(BaseModel):
