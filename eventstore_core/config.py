@@ -87,6 +87,7 @@ class ParsedUrl:
     username: str | None
     password: str | None
     host: str | None
+    """The host; for a multi-host URL (``h1:5432,h2:5433``), the whole list as written."""
     port: int | None
     path: str
     query: dict[str, str]
@@ -101,9 +102,16 @@ def parse_url(url: object) -> ParsedUrl:
     """Split a store URL, raising :class:`ConfigurationError` if it is not one."""
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"a store URL must be a non-empty str, got {url!r}")
+    host: str | None
     try:
         parts = urlsplit(url)
-        port = parts.port
+        hostlist = parts.netloc.rpartition("@")[2]
+        if "," in hostlist:
+            # libpq's multi-host form (postgresql://h1:5432,h2:5433/db) has no single host and
+            # port; ``host`` keeps the list as written, for the backend to parse.
+            host, port = hostlist, None
+        else:
+            host, port = parts.hostname, parts.port
     except ValueError as error:
         raise ConfigurationError(f"invalid store URL {redact_url(url)!r}: {error}") from None
     if not parts.scheme or "://" not in url:
@@ -123,7 +131,7 @@ def parse_url(url: object) -> ParsedUrl:
         base_scheme=scheme.split("+", 1)[0],
         username=parts.username,
         password=parts.password,
-        host=parts.hostname,
+        host=host,
         port=port,
         path=parts.path,
         query=query,
