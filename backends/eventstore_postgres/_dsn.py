@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from eventstore_core.config import ParsedUrl, StoreOptions
 
@@ -86,6 +86,13 @@ class LibpqOptions(StoreOptions):
             libpq[name] = value if isinstance(value, str) else str(value)
         options["libpq"] = libpq
         return options
+
+    @model_serializer(mode="wrap")
+    def _flatten_libpq(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Dumped under the names the URL uses (host=..., not libpq={"host": ...}), so that
+        # ``eventstore info`` shows options as written, and a dump validates back unchanged.
+        dumped: dict[str, Any] = handler(self)
+        return {**dumped.pop("libpq", {}), **dumped}
 
 
 def build_dsn(url: ParsedUrl, options: StoreOptions) -> str:
