@@ -19,8 +19,10 @@ from eventstore_conformance.plugin import (
     eventstore_url,
     pytest_addoption,
     pytest_collect_file,
+    pytest_collection_finish,
     pytest_configure,
     pytest_load_initial_conftests,
+    pytest_sessionstart,
 )
 
 __all__ = [
@@ -32,8 +34,10 @@ __all__ = [
     "eventstore_url",
     "pytest_addoption",
     "pytest_collect_file",
+    "pytest_collection_finish",
     "pytest_configure",
     "pytest_load_initial_conftests",
+    "pytest_sessionstart",
     "requires",
     "store_test",
 ]
