@@ -1,6 +1,6 @@
 """A real DynamoDB engine for the test session.
 
-Order of preference (see BACKENDS.md, "Services for tests, with no Docker"):
+Order of preference (see docs/testing.md):
 
 1. ``EVENTSTORE_TEST_DYNAMODB_URL`` from the environment, used as is and never stopped (for
    example ``dynamodb://eventstore_test?region=us-east-1&endpoint_url=http://127.0.0.1:8000``
@@ -281,7 +281,13 @@ def moto_endpoint() -> Iterator[str]:
     """A ``moto`` server in a thread of this process, stopped on exit."""
     import logging
 
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise ServiceUnavailableError(
+            "moto is not installed either (it is not in the default environment): "
+            "uv sync --group moto"
+        ) from None
 
     # werkzeug logs every request to stderr otherwise.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
