@@ -115,7 +115,7 @@ def capabilities_table(capabilities: Capabilities) -> Table:
     """The capabilities as a two-column table."""
     table = Table(title="Capabilities", title_justify="left")
     table.add_column("capability", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")  # a long URL wraps, never "..."
     for name, value in _capabilities(capabilities).items():
         table.add_row(name, f"{value:,}" if type(value) is int else str(value))
     return table
@@ -125,7 +125,7 @@ def store_table(store: EventStore, backend: str) -> Table:
     """The backend, its class, the redacted URL and the options, as a two-column table."""
     table = Table(title="Store", title_justify="left")
     table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")  # a long URL wraps, never "..."
     table.add_row("backend", backend)
     table.add_row("class", f"{type(store).__module__}.{type(store).__qualname__}")
     table.add_row("url", store.url)
