@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -146,7 +147,21 @@ def parse_options(
     try:
         return model.model_validate(merged)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(_problem(model, e) for e in error.errors())
         raise ConfigurationError(f"invalid options for {model.__name__}: {problems}") from None
+
+
+def _option_names(model: type[StoreOptions]) -> list[str]:
+    # The names a URL uses: an option's alias (schema), else its field name.
+    return sorted(field.alias or name for name, field in model.model_fields.items())
+
+
+def _problem(model: type[StoreOptions], error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "options"
+    if error["type"] != "extra_forbidden":
+        return f"{where}: {error['msg']}"
+    # A typo: say which option was meant, or list them all.
+    names = _option_names(model)
+    close = difflib.get_close_matches(where, names, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known options: {', '.join(names)}"
+    return f"unknown option {where!r} ({hint})"

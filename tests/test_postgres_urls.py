@@ -139,7 +139,9 @@ def store_host(url: str) -> str | None:
 
 
 async def test_a_mistyped_option_is_refused_before_any_connection() -> None:
-    with pytest.raises(es.ConfigurationError, match="shema"):
+    with pytest.raises(
+        es.ConfigurationError, match=r"unknown option 'shema' \(did you mean 'schema'\?\)"
+    ):
         es.connect("postgresql://nobody@127.0.0.1:1/nodb?shema=x")
 
 

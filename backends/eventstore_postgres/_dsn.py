@@ -79,7 +79,10 @@ class LibpqOptions(StoreOptions):
         if not isinstance(data, Mapping):
             return data
         options = dict(data)
-        libpq = dict(options.pop("libpq", None) or {})
+        given = options.pop("libpq", None) or {}
+        if not isinstance(given, Mapping):
+            return {**options, "libpq": given}  # let validation say what is wrong with it
+        libpq = dict(given)
         for name in LIBPQ_PARAMETERS & options.keys():
             value = options.pop(name)
             # asyncpg wants strings here, as they would come from the URL (port=5432 or 5432).
