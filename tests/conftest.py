@@ -8,7 +8,7 @@ suite against any other store with ``--eventstore-url URL``.
 
 Services start lazily, once per session, and only when a selected test needs them: the
 ``postgres_url`` and ``dynamodb_url`` fixtures (also used by the adapters' own tests) wrap
-``tests/services/``. A backend whose adapter is not importable yet is skipped unless it was
+``eventstore_core.local``. A backend whose adapter is not importable yet is skipped unless it was
 selected explicitly, in which case its tests fail.
 """
 
@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from eventstore_conformance import Shortfall
 
 from eventstore_core.errors import ConfigurationError
 from eventstore_core.registry import load_backend
@@ -27,10 +28,17 @@ pytest_plugins = ["eventstore_conformance"]
 #: Backend name (the test id) -> URL scheme.
 BACKENDS = {
     "memory": "memory",
+    # The memory store with three partitions: the suite on a partitioned global order.
+    "memory3": "memory",
     "sqlite": "sqlite",
     "postgres": "postgresql",
     "dynamodb": "dynamodb",
 }
+
+
+#: Known shortfalls each backend declares next to its conformance run (see
+#: eventstore_conformance.shortfalls): backend name -> declarations.
+SHORTFALLS: dict[str, list[Shortfall]] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,7 +81,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server for the session (started on first use)."""
-    from services.postgres import postgres_url as start_postgres
+    from eventstore_core.local.postgres import postgres_url as start_postgres
 
     with start_postgres() as url:
         yield url
@@ -82,7 +90,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def dynamodb_url() -> Iterator[str]:
     """A DynamoDB engine for the session (started on first use)."""
-    from services.dynamodb import dynamodb_url as start_dynamodb
+    from eventstore_core.local.dynamodb import dynamodb_url as start_dynamodb
 
     with start_dynamodb() as url:
         yield url
@@ -105,11 +113,22 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         # A named memory store is shared by every connection of the process; memory://
         # alone would give each connect a fresh, empty store.
         return "memory://conformance"
+    if backend == "memory3":
+        return "memory://conformance-partitioned?partitions=3"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/conformance.db"
     if backend == "postgres":
         pg: str = request.getfixturevalue("postgres_url")
         return pg
-    from services.dynamodb import with_table
+    from eventstore_core.local.dynamodb import with_table
 
     return with_table(request.getfixturevalue("dynamodb_url"), "eventstore_conformance")
+
+
+@pytest.fixture
+def eventstore_shortfalls(request: pytest.FixtureRequest) -> list[Shortfall]:
+    """The declared shortfalls of the backend under test (``SHORTFALLS``), per test: the
+    backend is the parameter of ``eventstore_url`` in the test's id."""
+    callspec = getattr(request.node, "callspec", None)
+    backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
+    return SHORTFALLS.get(backend, [])

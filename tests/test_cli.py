@@ -584,7 +584,7 @@ def test_reads_on_a_postgres_schema_that_is_not_set_up_create_nothing(postgres_u
 
 
 def test_reads_on_a_dynamodb_table_that_does_not_exist_create_nothing(dynamodb_url: str) -> None:
-    from services.dynamodb import with_table
+    from eventstore_core.local.dynamodb import with_table
 
     url = with_table(dynamodb_url, f"cli_{uuid.uuid4().hex[:10]}")
     for command in (["read", "Order-1"], ["log"], ["snapshot", "get", "Order-1"]):

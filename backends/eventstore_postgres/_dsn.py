@@ -28,7 +28,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from eventstore_core.config import ParsedUrl, StoreOptions
+from eventstore_core.adapter import ParsedUrl, StoreOptions
 
 __all__ = ["LIBPQ_PARAMETERS", "LibpqOptions", "build_dsn"]
 

@@ -7,7 +7,7 @@ import socket
 
 import asyncpg
 
-from eventstore_core.errors import BackendUnavailableError, ConfigurationError, EventStoreError
+from eventstore_core.adapter import BackendUnavailableError, ConfigurationError, EventStoreError
 
 #: The connection is gone or could not be made: the server restarted, the network dropped,
 #: too many connections. Retrying on a fresh connection may succeed.

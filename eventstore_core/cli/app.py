@@ -681,6 +681,12 @@ async def _setup(target: Target) -> str:
         return store.url
 
 
+# `eventstore compare` lives in its own package; registered here as a sub-application.
+from eventstore_core.compare.cli import compare_app  # noqa: E402
+
+app.add_typer(compare_app, name="compare")
+
+
 def main() -> None:
     """Run the ``eventstore`` command (also as ``python -m eventstore_core.cli``)."""
     # One program name however it is started: help, errors and shell completion say eventstore.
