@@ -443,7 +443,7 @@ def test_a_url_on_the_command_line_wins_over_eventstore_url(
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["read"], "Missing argument 'STREAM'; see 'eventstore read --help'"),
+        (["read"], "Missing argument 'STREAM' (see 'eventstore read --help')"),
         (["read", "S-1", "--colour"], "No such option: --colour"),
         (["reed", "S-1"], "No such command 'reed'"),
         (["tail", "--max-events", "0"], "--max-events"),

@@ -5,7 +5,7 @@ usage error is a five-line box, the usage line writes arguments as ``{stream}``,
 lists a ``<str>`` or ``<bool>`` type beside each name. :class:`Group` and :class:`Command`
 keep Typer's parsing and completion and change only that: help in the style of most Unix
 tools (``Usage: eventstore read [OPTIONS] STREAM``, metavars instead of types), and a usage
-error as ``error: <what>; see 'eventstore read --help'`` with exit code 2.
+error as ``error: <what> (see 'eventstore read --help')`` with exit code 2.
 
 Every command of the ``eventstore`` application, sub-applications included, is created with
 ``cls=Command`` (see :func:`eventstore_core.cli.app.command`).
@@ -88,7 +88,7 @@ def _run_with_one_line_errors(
         code: int = error.exit_code
     except click.exceptions.UsageError as error:
         message = " ".join(error.format_message().split())
-        print_error(f"error: {message.rstrip('.')}; {_usage_hint(error)}")
+        print_error(f"error: {message.rstrip('.')} ({_usage_hint(error)})")
         code = error.exit_code
     except typer.TyperException as error:
         print_error(f"error: {' '.join(error.format_message().split())}")
