@@ -68,8 +68,10 @@ def unavailable(error: BaseException, what: str, *, sent: bool) -> BackendUnavai
     made (refused, unknown host, the server starting or full) is not one that was lost.
     """
     maybe_applied = sent and not isinstance(error, asyncpg.QueryCanceledError)
+    hint = ""
     if isinstance(error, ConnectionRefusedError):
-        kind = "refused the connection (is the server running, on that host and port?)"
+        kind = "refused the connection"
+        hint = "; is the server running, on that host and port?"
     elif isinstance(error, socket.gaierror):
         kind = "could not be reached: the host name does not resolve"
     elif isinstance(error, asyncpg.TooManyConnectionsError):
@@ -83,7 +85,7 @@ def unavailable(error: BaseException, what: str, *, sent: bool) -> BackendUnavai
     else:
         kind = "lost the connection"
     return BackendUnavailableError(
-        f"PostgreSQL {kind} during {what} ({_detail(error)})", maybe_applied=maybe_applied
+        f"PostgreSQL {kind} during {what} ({_detail(error)}){hint}", maybe_applied=maybe_applied
     )
 
 
