@@ -171,7 +171,9 @@ async def run_target(
                 ctx.read_filter = es.EventFilter(categories=[ctx.ledger.category])
             limit = options.sizes.seconds * 6 + options.sizes.live_seconds + 60
             measured = target.wrap(store) if target.wrap is not None else store
-            if options.sizes.warmup_seconds > 0:
+            # Servers warm up (a JVM's JIT, caches, connection pools); in-process stores
+            # have nothing to warm.
+            if options.sizes.warmup_seconds > 0 and target.kind not in ("reference", "embedded"):
                 progress.step_started(target, "warm-up (not measured)")
                 record["warmup_events"] = await asyncio.wait_for(
                     warm_up(measured, ctx), timeout=options.sizes.warmup_seconds + 60
