@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 import eventstore_core as es
 
@@ -400,7 +400,7 @@ def processes_appends(
     ]
     for process in processes:
         process.start()
-    rates = [out.get(timeout=seconds + 120) for _ in processes]
+    rates: list[float] = [out.get(timeout=seconds + 120) for _ in processes]
     for process in processes:
         process.join()
     return sum(rates)

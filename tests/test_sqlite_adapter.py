@@ -58,16 +58,30 @@ async def test_a_missing_directory_is_a_configuration_error_and_leaves_no_thread
     assert _store_threads() == []
 
 
-def test_the_cli_on_a_missing_directory_prints_one_line_and_exits_3(tmp_path: Path) -> None:
+def test_the_cli_on_a_missing_directory_says_so_in_one_line_without_a_traceback(
+    tmp_path: Path,
+) -> None:
     cli = (sys.executable, "-m", "eventstore_core.cli")
     url = f"sqlite:///{tmp_path}/missing/dir/x.db"
-    done = subprocess.run(
+    # A write would create the file: the missing directory is a configuration error (3).
+    append = subprocess.run(
+        [*cli, "append", "X-1", "Happened", "{}", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert append.returncode == 3, append.stderr
+    assert "configuration error" in append.stderr
+    # A read never creates it, and says the store is not there.
+    read = subprocess.run(
         [*cli, "read", "X-1", "--url", url], capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 3, done.stderr
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert "configuration error" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert read.returncode != 0
+    for done in (append, read):
+        assert done.stderr.strip().count("\n") == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "Exception in thread" not in done.stderr
+    assert not (tmp_path / "missing").exists()
 
 
 async def test_closing_ends_the_connection_threads_before_it_returns(tmp_path: Path) -> None:
