@@ -300,11 +300,7 @@ class Log:
     def last_revision(self, stream: str) -> int:
         """The stream's last revision, -1 if it has none, ``DELETED_STREAM`` if tombstoned."""
         found = self._streams.get(stream)
-        if found is None:
-            if is_meta_stream(stream) and self.last_revision(stream[2:]) == DELETED_STREAM:
-                return DELETED_STREAM
-            return -1
-        return found.last
+        return -1 if found is None else found.last
 
     def metadata_of(self, stream: str) -> dict[str, object]:
         """The stream's current metadata (the last event of ``$$stream``), or ``{}``."""
@@ -322,7 +318,10 @@ class Log:
         return self.metadata_of(stream).get("$tb") == DELETED_STREAM
 
     def is_tombstoned(self, stream: str) -> bool:
-        """Whether the stream (or, for ``$$x``, the stream ``x``) was tombstoned."""
+        """Whether reads of the stream fail as deleted: it, or for ``$$x`` the stream ``x``,
+        was tombstoned. (A tombstoned stream's metastream can still be written.)"""
+        if is_meta_stream(stream) and self.last_revision(stream[2:]) == DELETED_STREAM:
+            return True
         return self.last_revision(stream) == DELETED_STREAM
 
     def visible_records(self, stream: str) -> list[Record] | None:
@@ -364,15 +363,13 @@ class Log:
             raise AppendTooLarge(size, self.max_append_size)
         checks = [self._check(w.stream, w.expected, w.events) for w in writes]
         for write, check in zip(writes, checks, strict=True):
-            if check.outcome is Outcome.FAILED and check.current == DELETED_STREAM:
+            if _is_deleted(write.expected, check):
                 raise StreamDeleted(write.stream)
         if all(c.outcome is Outcome.OK for c in checks):
             return self._commit(writes, checks)
         with_events = [c for w, c in zip(writes, checks, strict=True) if w.events]
         if with_events and all(c.outcome is Outcome.IDEMPOTENT for c in with_events):
-            return WriteResult(
-                tuple(c.last for c in checks), max(c.position for c in with_events)
-            )
+            return WriteResult(tuple(c.last for c in checks), max(c.position for c in with_events))
         for index, (write, check) in enumerate(zip(writes, checks, strict=True)):
             if check.outcome is not Outcome.OK:
                 raise WrongExpectedVersion(index, write.stream, write.expected, check.current)
@@ -387,7 +384,7 @@ class Log:
         soft_deleted = self.is_soft_deleted(stream)
         if expected == STREAM_EXISTS:
             if soft_deleted:
-                return failed
+                return Check(Outcome.FAILED, current, soft_deleted=True)
             if current < 0 and self.last_revision("$$" + stream) < 0:
                 return failed
         if expected in (ANY, STREAM_EXISTS):
@@ -415,7 +412,9 @@ class Log:
             return Check(Outcome.OK, current, soft_deleted)
         if first < 0:  # no events at all
             return Check(Outcome.OK, current, soft_deleted)
-        return Check(Outcome.IDEMPOTENT, current, first=first, last=last, position=self._pos(stream, last))
+        return Check(
+            Outcome.IDEMPOTENT, current, first=first, last=last, position=self._pos(stream, last)
+        )
 
     def _strong_check(
         self,
@@ -462,6 +461,15 @@ class Log:
             stream = self._streams.setdefault(write.stream, _Stream())
             if check.soft_deleted and write.events:
                 undelete.append((write.stream, stream.last + 1))
+            elif (
+                is_meta_stream(write.stream)
+                and write.events
+                and self.is_soft_deleted(write.stream[2:])
+            ):
+                # Writing the metadata of a soft-deleted stream undeletes it too
+                # (``IsSoftDeletedMeta`` in StorageWriterService).
+                original = write.stream[2:]
+                undelete.append((original, self.last_revision(original) + 1))
             for event in write.events:
                 position = self._add(stream, write.stream, event, stream.last + 1)
             lasts.append(stream.last)
@@ -505,7 +513,7 @@ class Log:
     def soft_delete(self, stream: str, expected: int) -> int:
         """``Delete``: check, then replace the metadata with ``{"$tb": DeletedStream}``."""
         check = self._check(stream, expected, [_system_event("$delete", {})])
-        if check.outcome is Outcome.FAILED and check.current == DELETED_STREAM:
+        if _is_deleted(expected, check):
             raise StreamDeleted(stream)
         if check.outcome is not Outcome.OK:
             raise WrongExpectedVersion(0, stream, expected, check.current)
@@ -521,7 +529,7 @@ class Log:
     def tombstone(self, stream: str, expected: int) -> int:
         """``Tombstone``: check, then write ``$streamDeleted`` at ``DeletedStream``."""
         check = self._check(stream, expected, [_system_event("$delete", {})])
-        if check.outcome is Outcome.FAILED and check.current == DELETED_STREAM:
+        if _is_deleted(expected, check):
             raise StreamDeleted(stream)
         if check.outcome is not Outcome.OK:
             raise WrongExpectedVersion(0, stream, expected, check.current)
@@ -535,6 +543,14 @@ class Log:
         stop = len(self._records)
         for i in range(index, stop):
             yield self._records[i]
+
+
+def _is_deleted(expected: int, check: Check) -> bool:
+    """``RequestManagerBase``: a failure is "stream deleted" if the stream is tombstoned, or
+    soft-deleted while expected to exist; any other failure is a wrong expected version."""
+    if check.outcome is not Outcome.FAILED:
+        return False
+    return check.current == DELETED_STREAM or (expected == STREAM_EXISTS and check.soft_deleted)
 
 
 def _record_with_revision(records: list[Record], revision: int) -> Record | None:

@@ -65,7 +65,8 @@ def _size_of(record: streams_pb2.AppendRecord) -> int:
     props = struct_pb2.Struct()
     for key, value in record.properties.items():
         props.fields[key].CopyFrom(value)
-    return len(record.data) + props.ByteSize() + len(record.schema.name.encode())
+    size: int = props.ByteSize()
+    return len(record.data) + size + len(record.schema.name.encode())
 
 
 class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
@@ -121,7 +122,8 @@ class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
         if not writes:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                "Append session started, but no append requests were sent before ending the session.",
+                "Append session started, but no append requests were sent before ending the "
+                "session.",
             )
         try:
             # The byte limit was checked above with the v2 sizes; the log's own check uses the
@@ -157,4 +159,3 @@ class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
             ],
             position=result.position,
         )
-

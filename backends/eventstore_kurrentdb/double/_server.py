@@ -105,7 +105,9 @@ class KurrentDBDouble:
         v2_streams_pb2_grpc.add_StreamsServiceServicer_to_server(  # type: ignore[no-untyped-call]
             MultiStreamServicer(self.log, auth), server
         )
-        gossip_pb2_grpc.add_GossipServicer_to_server(GossipServicer("localhost", port, auth), server)  # type: ignore[no-untyped-call]
+        gossip_pb2_grpc.add_GossipServicer_to_server(
+            GossipServicer("localhost", port, auth), server
+        )  # type: ignore[no-untyped-call]
         persistent_pb2_grpc.add_PersistentSubscriptionsServicer_to_server(  # type: ignore[no-untyped-call]
             PersistentSubscriptionsServicer(), server
         )

@@ -122,7 +122,11 @@ def read_event(record: Record, as_string: bool) -> streams_pb2.ReadResp:
         stream_revision=record.revision,
         prepare_position=record.position,
         commit_position=record.position,
-        metadata={"type": record.type, "content-type": content_type, "created": str(record.created)},
+        metadata={
+            "type": record.type,
+            "content-type": content_type,
+            "created": str(record.created),
+        },
         custom_metadata=record.metadata,
         data=record.data,
     )
@@ -298,9 +302,7 @@ class StreamsServicer(streams_pb2_grpc.StreamsServicer):
             indexes: range = range(stop - 1, -1, -1)
         else:
             start = (
-                log.index_from(options.all.position.commit_position)
-                if which == "position"
-                else 0
+                log.index_from(options.all.position.commit_position) if which == "position" else 0
             )
             if which == "end":
                 start = len(log)
@@ -338,7 +340,9 @@ class StreamsServicer(streams_pb2_grpc.StreamsServicer):
         interval = 0
         if allowed is not None:
             window = options.filter.max if options.filter.WhichOneof("window") == "max" else 0
-            interval = max(1, (window or _DEFAULT_WINDOW) * max(1, options.filter.checkpointIntervalMultiplier))
+            interval = max(
+                1, (window or _DEFAULT_WINDOW) * max(1, options.filter.checkpointIntervalMultiplier)
+            )
         # Starting at (or past) the end goes live at once, without a catch-up checkpoint.
         catching_up = index < len(log)
         considered = 0
