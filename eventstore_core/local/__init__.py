@@ -1,0 +1,1 @@
+"""Local services for development and tests: start a backend's server (or a stand-in) here."""
