@@ -22,7 +22,6 @@ from kurrentdbclient.exceptions import MaximumAppendSizeExceededError
 import eventstore_core as es
 from eventstore_core.local.kurrentdb import url_from_environment
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +90,7 @@ async def test_positions_are_the_events_commit_and_prepare_positions(url: str) -
 async def test_an_append_with_any_returns_the_streams_new_version(url: str) -> None:
     stream = _stream()
     async with es.connect(url) as store:
-        await store.append(stream, [es.NewEvent("A", {})] * 1)
+        await store.append(stream, [es.NewEvent("A", {})])
         other = await store.append(_stream(), [es.NewEvent("B", {})])
         result = await store.append(stream, [es.NewEvent("C", {}), es.NewEvent("D", {})])
         assert result.version == 3
@@ -196,7 +195,8 @@ async def test_a_filtered_page_that_drops_events_client_side_still_reads_on(url:
         start = await _last_position(store)
         for i in range(5):
             await store.append(
-                f"C{tag}-{i}", [es.NewEvent("Noise", {})] * 3 + [es.NewEvent("Hit", {})]
+                f"C{tag}-{i}",
+                [es.NewEvent("Noise", {}) for _ in range(3)] + [es.NewEvent("Hit", {})],
             )
         hits = [
             e
@@ -300,7 +300,7 @@ async def test_default_mode_retries_are_idempotent_only_within_the_servers_id_ca
 async def test_strict_mode_is_idempotent_after_the_cache_is_lost_and_unique_store_wide(
     double: KurrentDBDouble,
 ) -> None:
-    async with es.connect(double._with(url, "idempotency=strict")) as store:
+    async with es.connect(_with(double.url, "idempotency=strict")) as store:
         stream = _stream()
         batch = [es.NewEvent("A", {}), es.NewEvent("B", {})]
         first = await store.append(stream, batch)

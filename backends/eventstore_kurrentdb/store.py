@@ -70,8 +70,16 @@ from eventstore_core.adapter import (
     serialization,
 )
 
-if importlib.util.find_spec("kurrentdbclient") is None:  # pragma: no cover (environment)
-    if importlib.util.find_spec("esdbclient") is not None:
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+if not _installed("kurrentdbclient"):  # pragma: no cover (environment)
+    if _installed("esdbclient"):
         raise ConfigurationError(
             "the kurrentdb/esdb backend runs on kurrentdbclient, but only esdbclient is "
             "installed. kurrentdbclient is esdbclient's maintained successor and also serves "
@@ -239,8 +247,26 @@ class KurrentDBEventStore(EventStore):
                     timeout=self._timeout,
                 )
         except WrongCurrentVersionError as error:
-            return Refused(actual=version_of(error.actual_version))
+            actual = version_of(error.actual_version)
+            if _satisfies(expected, actual):
+                # Refused although the version holds: the server's id cache found the head of
+                # the batch already written to this stream and the rest new (its
+                # "CorruptedIdempotency"). Report those events, so that this is a
+                # DuplicateEventIdError rather than an endless race.
+                return Refused(
+                    actual=actual, existing=await self._recent_with_ids(stream_id, events)
+                )
+            return Refused(actual=actual)
         return await self._written(commit, expected, len(events))
+
+    async def _recent_with_ids(
+        self, stream_id: str, events: Sequence[PreparedEvent]
+    ) -> list[RecordedEvent]:
+        ids = {event.id for event in events}
+        tail = await self._read_stream_page(
+            stream_id, None, backwards=True, limit=max(100, 4 * len(events))
+        )
+        return [event for event in tail if event.id in ids]
 
     async def _append_strict(
         self, stream_id: str, events: Sequence[PreparedEvent], expected: ExpectedVersion
@@ -507,6 +533,14 @@ class KurrentDBEventStore(EventStore):
             return None
         version, snapshot_type, data = decode_snapshot(last.data)
         return Snapshot(stream_id=stream_id, version=version, type=snapshot_type, data=data)
+
+
+def _satisfies(expected: ExpectedVersion, actual: int) -> bool:
+    if expected is StreamState.ANY:
+        return True
+    if expected is StreamState.STREAM_EXISTS:
+        return actual > 0
+    return False
 
 
 def _marker_id(stream_id: str, event: PreparedEvent, index: int, count: int) -> uuid.UUID:
