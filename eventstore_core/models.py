@@ -22,6 +22,7 @@ __all__ = [
     "EventFilter",
     "ExpectedVersion",
     "NewEvent",
+    "PartitionedPosition",
     "Position",
     "RecordedEvent",
     "Snapshot",
@@ -65,12 +66,16 @@ class NewEvent:
 
 
 class Position:
-    """An opaque, totally ordered place in a store's global log.
+    """An opaque, ordered place in a store's global log.
 
     Positions compare (``<``, ``==``) and hash; ``str(position)`` is a token that
     :meth:`parse` (and every ``after=`` parameter) turns back into the same position, so a
     checkpoint can be stored anywhere. The parts are backend-specific (a sequence number, a
     ``(transaction id, sequence)`` pair, ...): treat them as opaque. Immutable.
+
+    The positions of a total-order store are totally ordered. A partitioned store's positions
+    are :class:`PartitionedPosition`, which carry a cursor for every partition; they compare
+    only where an order exists, and raise :class:`TypeError` otherwise.
     """
 
     # A private slot behind a read-only property rather than a frozen dataclass: backends
@@ -101,30 +106,40 @@ class Position:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Position):
             return NotImplemented
-        return self._parts == other._parts
+        return type(self) is type(other) and self._key() == other._key()
 
     def __hash__(self) -> int:
         return hash(self._parts)
 
-    def __lt__(self, other: object) -> bool:
+    def _key(self) -> tuple[int, ...]:
+        return self._parts
+
+    def _compare(self, other: object) -> int | None:
+        """-1, 0 or 1; None for NotImplemented. Raises TypeError where no order exists."""
         if not isinstance(other, Position):
-            return NotImplemented
-        return self._parts < other._parts
+            return None
+        if type(other) is not Position or type(self) is not Position:
+            raise TypeError(
+                f"positions {self} and {other} come from different kinds of store and have no order"
+            )
+        a, b = self._parts, other._parts
+        return (a > b) - (a < b)
+
+    def __lt__(self, other: object) -> bool:
+        c = self._compare(other)
+        return NotImplemented if c is None else c < 0
 
     def __le__(self, other: object) -> bool:
-        if not isinstance(other, Position):
-            return NotImplemented
-        return self._parts <= other._parts
+        c = self._compare(other)
+        return NotImplemented if c is None else c <= 0
 
     def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Position):
-            return NotImplemented
-        return self._parts > other._parts
+        c = self._compare(other)
+        return NotImplemented if c is None else c > 0
 
     def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Position):
-            return NotImplemented
-        return self._parts >= other._parts
+        c = self._compare(other)
+        return NotImplemented if c is None else c >= 0
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (Position, (self._parts,))
@@ -132,13 +147,17 @@ class Position:
     @classmethod
     def of(cls, *parts: int) -> Position:
         """A position from parts a backend read from its own storage (not validated: fast)."""
-        position = _new(cls)
+        position = _new(Position)
         position._parts = parts
         return position
 
     @classmethod
     def parse(cls, value: Position | str) -> Position:
-        """Turn a token made by ``str(position)`` (or a position) into a :class:`Position`."""
+        """Turn a token made by ``str(position)`` (or a position) into a :class:`Position`.
+
+        Tokens with an ``@`` are :class:`PartitionedPosition` tokens; all others are integers
+        joined by ``:``.
+        """
         if isinstance(value, Position):
             return value
         if not isinstance(value, str):
@@ -146,16 +165,130 @@ class Position:
                 f"a position must be a Position or its string token, got {type(value).__name__}",
                 field="position",
             )
-        try:
-            parts = tuple(int(p) for p in value.split(":"))
-        except ValueError:
+        if "@" in value:
+            return PartitionedPosition.parse_token(value)
+        pieces = value.split(":")
+        # isdecimal() alone would admit other scripts' digits; tokens are ASCII.
+        if not all(p.isascii() and p.isdigit() for p in pieces):
             raise InvalidEventError(
                 f"{value!r} is not a position token (expected integers joined by ':')",
                 field="position",
-            ) from None
-        if any(not p.isdigit() for p in value.split(":")):
-            raise InvalidEventError(f"{value!r} is not a position token", field="position")
-        return cls(parts)
+            )
+        return cls(tuple(int(p) for p in pieces))
+
+
+class PartitionedPosition(Position):
+    """A position in a store that orders events only within each partition (Kafka-like).
+
+    Besides the event's own ``partition`` and ``offset``, it carries the ``frontier`` of the
+    read that delivered it: ``frontier[i]`` is the next offset to read in partition ``i``
+    (so ``frontier[partition] == offset + 1``). Resuming ``after`` it reads, in every
+    partition ``i``, the offsets from ``frontier[i]`` on, so a checkpoint saved inside a
+    subscription loop resumes exactly — nothing skipped, nothing repeated — although the
+    partitions were interleaved. A partition missing from a shorter frontier counts as 0
+    (partitions are only ever added).
+
+    Equality and hashing are those of the event (partition and offset): the same event read
+    twice has equal positions, even though each read's frontier resumes that read.
+
+    Order: within one partition, by offset; across partitions, by frontier when one frontier
+    is at or beyond the other in every partition (always so for positions of one read);
+    otherwise there is no order and comparing raises :class:`TypeError`.
+
+    Token: ``"{partition}/{offset}@{f0}.{f1}..."``.
+    """
+
+    __slots__ = ("_frontier", "_offset", "_partition")
+
+    def __init__(self, partition: int, offset: int, frontier: Sequence[int]) -> None:
+        frontier = tuple(frontier)
+        values = (partition, offset, *frontier)
+        if any(type(v) is not int or v < 0 for v in values) or partition >= len(frontier):
+            raise InvalidEventError(
+                f"a partitioned position needs non-negative integers and a frontier covering "
+                f"its partition, got partition={partition!r}, offset={offset!r}, "
+                f"frontier={frontier!r}",
+                field="position",
+            )
+        if frontier[partition] != offset + 1:
+            raise InvalidEventError(
+                f"the frontier of partition {partition} must be offset + 1 = {offset + 1}, "
+                f"got {frontier[partition]}",
+                field="position",
+            )
+        self._partition = partition
+        self._offset = offset
+        self._frontier = frontier
+        self._parts = (partition, offset)
+
+    @property
+    def partition(self) -> int:
+        """The partition of the event."""
+        return self._partition
+
+    @property
+    def offset(self) -> int:
+        """The event's offset within its partition."""
+        return self._offset
+
+    @property
+    def frontier(self) -> tuple[int, ...]:
+        """The next offset to read in each partition, after this event."""
+        return self._frontier
+
+    def next_offset(self, partition: int) -> int:
+        """Where a read resuming after this position starts in ``partition``."""
+        return self._frontier[partition] if partition < len(self._frontier) else 0
+
+    def __str__(self) -> str:
+        return f"{self._partition}/{self._offset}@{'.'.join(map(str, self._frontier))}"
+
+    def __repr__(self) -> str:
+        return f"PartitionedPosition({str(self)!r})"
+
+    def _key(self) -> tuple[int, ...]:
+        return self._parts
+
+    def __hash__(self) -> int:
+        return hash(self._parts)
+
+    def _compare(self, other: object) -> int | None:
+        if not isinstance(other, Position):
+            return None
+        if not isinstance(other, PartitionedPosition):
+            raise TypeError(
+                f"positions {self} and {other} come from different kinds of store and have no order"
+            )
+        if self._partition == other._partition:
+            return (self._offset > other._offset) - (self._offset < other._offset)
+        size = max(len(self._frontier), len(other._frontier))
+        mine = [self.next_offset(i) for i in range(size)]
+        theirs = [other.next_offset(i) for i in range(size)]
+        if mine != theirs and all(a <= b for a, b in zip(mine, theirs, strict=True)):
+            return -1
+        if mine != theirs and all(a >= b for a, b in zip(mine, theirs, strict=True)):
+            return 1
+        raise TypeError(
+            f"positions {self} and {other} have no order: each is ahead of the other in some "
+            "partition (they come from different reads of a partitioned store)"
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (PartitionedPosition, (self._partition, self._offset, self._frontier))
+
+    @classmethod
+    def parse_token(cls, value: str) -> PartitionedPosition:
+        """Parse ``"{partition}/{offset}@{f0}.{f1}..."``."""
+        head, _, tail = value.partition("@")
+        partition, slash, offset = head.partition("/")
+        pieces = [partition, offset, *tail.split(".")]
+        if not slash or not all(p.isascii() and p.isdigit() for p in pieces):
+            raise InvalidEventError(
+                f"{value!r} is not a partitioned position token "
+                "(expected 'partition/offset@f0.f1...')",
+                field="position",
+            )
+        return cls(int(partition), int(offset), tuple(int(p) for p in tail.split(".")))
 
 
 _new = object.__new__
@@ -386,6 +519,7 @@ def category_of(stream_id: str) -> str:
 
 Concurrency = Literal["multi-writer", "single-writer"]
 Idempotency = Literal["permanent", "window", "none"]
+UniqueEventIds = Literal["store", "stream", "none"]
 GlobalOrder = Literal["total", "partitioned"]
 LiveSubscriptions = Literal["push", "poll"]
 
@@ -394,6 +528,7 @@ LiveSubscriptions = Literal["push", "poll"]
 _RANKS: dict[str, dict[str, int]] = {
     "concurrency": {"single-writer": 0, "multi-writer": 1},
     "idempotency": {"none": 0, "window": 1, "permanent": 2},
+    "unique_event_ids": {"none": 0, "stream": 1, "store": 2},
     "global_order": {"partitioned": 0, "total": 1},
     "live_subscriptions": {"poll": 0, "push": 1},
 }
@@ -401,15 +536,27 @@ _RANKS: dict[str, dict[str, int]] = {
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What a backend really guarantees; the conformance suite holds it to every claim."""
+    """What a backend really guarantees; the conformance suite holds it to every claim.
+
+    ``idempotency`` says how long a retry of the very same batch stays a no-op that returns
+    the original result (``permanent``, a bounded ``window``, or ``none``);
+    ``unique_event_ids`` says where any other reuse of an event id is refused with
+    :class:`~eventstore_core.DuplicateEventIdError` (anywhere in the ``store``, only within
+    the same ``stream``, or ``none``).
+    """
 
     concurrency: Concurrency
     idempotency: Idempotency
+    unique_event_ids: UniqueEventIds
     global_order: GlobalOrder
     live_subscriptions: LiveSubscriptions
     max_event_bytes: int
     max_append_events: int
     max_snapshot_bytes: int = 16 * 1024 * 1024
+    snapshots: bool = True
+    """Whether ``save_snapshot`` / ``load_snapshot`` are supported."""
+    backwards_reads: bool = True
+    """Whether ``read_stream(..., backwards=True)`` is supported."""
     shared_across_processes: bool = True
     """Whether several processes (or machines) can open the same store at once."""
     durable: bool = True
@@ -442,11 +589,14 @@ class Capabilities:
 _FIELD_NAMES = (
     "concurrency",
     "idempotency",
+    "unique_event_ids",
     "global_order",
     "live_subscriptions",
     "max_event_bytes",
     "max_append_events",
     "max_snapshot_bytes",
+    "snapshots",
+    "backwards_reads",
     "shared_across_processes",
     "durable",
 )

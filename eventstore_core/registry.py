@@ -11,7 +11,7 @@ Entry points are loaded lazily, so importing ``eventstore_core`` never imports a
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, metadata
 from typing import TYPE_CHECKING
 
 from eventstore_core.errors import ConfigurationError
@@ -23,7 +23,9 @@ __all__ = ["GROUP", "available_schemes", "load_backend"]
 
 GROUP = "eventstore_core.backends"
 
-# Which extra to install for each built-in scheme, for the hint on a missing driver.
+# Which extra to install for each built-in scheme, for the hint on a missing driver. A hint
+# is given only for an extra the installed distribution declares, so that it never tells a
+# user to install something that does not exist.
 _EXTRAS = {
     "postgresql": "postgres",
     "postgres": "postgres",
@@ -32,6 +34,19 @@ _EXTRAS = {
     "kurrentdb": "kurrentdb",
     "esdb": "kurrentdb",
 }
+
+
+@cache
+def _declared_extras() -> frozenset[str]:
+    try:
+        return frozenset(metadata("eventstore-core").get_all("Provides-Extra") or ())
+    except PackageNotFoundError:
+        return frozenset()
+
+
+def _extra_for(scheme: str) -> str | None:
+    extra = _EXTRAS.get(scheme)
+    return extra if extra in _declared_extras() else None
 
 
 @cache
@@ -50,7 +65,7 @@ def load_backend(scheme: str) -> type[EventStore]:
 
     entry = _entry_points().get(scheme)
     if entry is None:
-        extra = _EXTRAS.get(scheme)
+        extra = _extra_for(scheme)
         hint = (
             f' Install it with: pip install "eventstore-core[{extra}]"'
             if extra
@@ -63,10 +78,11 @@ def load_backend(scheme: str) -> type[EventStore]:
     try:
         backend = entry.load()
     except ImportError as error:
-        extra = _EXTRAS.get(scheme, scheme)
+        extra = _extra_for(scheme)
+        hint = f' Install it with: pip install "eventstore-core[{extra}]"' if extra else ""
         raise ConfigurationError(
-            f"the {scheme!r} backend needs a package that is not installed ({error.name or error})."
-            f' Install it with: pip install "eventstore-core[{extra}]"'
+            f"the {scheme!r} backend needs a package that is not installed "
+            f"({error.name or error}).{hint}"
         ) from error
     except AttributeError as error:
         raise ConfigurationError(

@@ -11,20 +11,25 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import itertools
 import logging
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import ClassVar
-from uuid import UUID
 
 from eventstore_core.config import ParsedUrl, StoreOptions
+from eventstore_core.decision import (
+    Refused,
+    Written,
+    check_expected_version,
+    decide,
+    idempotent_result,
+)
 from eventstore_core.errors import (
     ConcurrencyError,
-    DuplicateEventIdError,
     EventStoreError,
     InvalidEventError,
+    UnsupportedOperationError,
 )
 from eventstore_core.models import (
     ANY,
@@ -36,10 +41,10 @@ from eventstore_core.models import (
     Position,
     RecordedEvent,
     Snapshot,
-    StreamState,
 )
 from eventstore_core.notify import Notifier
-from eventstore_core.subscription import Subscription
+from eventstore_core.subscription import CaughtUp, Subscription
+from eventstore_core.tasks import Supervised
 from eventstore_core.validation import (
     PreparedEvent,
     prepare_batch,
@@ -52,73 +57,15 @@ from eventstore_core.validation import (
     validate_version,
 )
 
+# check_expected_version and idempotent_result live in eventstore_core.decision; they are
+# importable from here too for adapters written against the first surface.
 __all__ = ["EventStore", "check_expected_version", "idempotent_result"]
 
 log = logging.getLogger("eventstore_core")
 
-
-def check_expected_version(stream_id: str, expected: ExpectedVersion, actual: int) -> None:
-    """Raise :class:`ConcurrencyError` unless a stream at ``actual`` satisfies ``expected``.
-
-    This is the one definition of ``expected_version``; backends that check inside their
-    storage (a SQL predicate, a DynamoDB condition) call it to describe a failed check.
-    """
-    if expected is StreamState.ANY:
-        return
-    if expected is StreamState.NO_STREAM:
-        ok = actual == 0
-    elif expected is StreamState.STREAM_EXISTS:
-        ok = actual > 0
-    else:
-        ok = actual == expected
-    if not ok:
-        raise ConcurrencyError(stream_id, expected, actual)
-
-
-def idempotent_result(
-    stream_id: str,
-    events: Sequence[PreparedEvent],
-    existing: Sequence[RecordedEvent],
-    *,
-    batch_bounds: Mapping[UUID, tuple[int, int]],
-) -> AppendResult:
-    """Decide what appending ``events`` means when some of their ids are already stored.
-
-    ``existing`` holds the stored events whose ids are among ``events``' ids. ``batch_bounds``
-    tells, for each of them (keyed by event id), the ``(first, last)`` versions, inclusive, of
-    the batch it was written in: the stream versions of that append's first and last events.
-    The backend records or derives them; an id without bounds counts as not the same batch.
-
-    It is a retry of the same batch, and the original result is returned, only if every id
-    was written, to this stream, in this order, with the same types, and that append wrote
-    exactly these events: the stored batch spans the retried events' versions, no more and no
-    less. Any other reuse of an id (another stream, a new event, old and new ids mixed, part
-    of a written batch) raises :class:`DuplicateEventIdError`.
-    """
-    by_id = {event.id: event for event in existing}
-    found = [by_id.get(event.id) for event in events]
-    stored = [event for event in found if event is not None]
-    same_batch = (
-        len(stored) == len(events)
-        and all(
-            stored_event.stream_id == stream_id and stored_event.type == new.type
-            for stored_event, new in zip(stored, events, strict=True)
-        )
-        and all(b.version == a.version + 1 for a, b in itertools.pairwise(stored))
-        and all(
-            batch_bounds.get(event.id) == (stored[0].version, stored[-1].version)
-            for event in stored
-        )
-    )
-    if same_batch:
-        return AppendResult(version=stored[-1].version, position=stored[-1].position)
-    ids = tuple(str(event.id) for event in stored)
-    where = sorted({event.stream_id for event in stored})
-    raise DuplicateEventIdError(
-        f"event id(s) {', '.join(ids)} already written (to stream(s) {', '.join(where)}) "
-        f"in another batch; only a retry of the very same batch to {stream_id!r} is idempotent",
-        event_ids=ids,
-    )
+#: How many times an append is tried again when the stream moved to an allowed version
+#: between the storage's check and the core's decision (see decision.decide).
+_APPEND_ATTEMPTS = 5
 
 
 class EventStore(abc.ABC):
@@ -139,8 +86,19 @@ class EventStore(abc.ABC):
         self._notifier = Notifier()
         self._is_open = False
         self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
-        self._watcher: asyncio.Task[None] | None = None
-        self._watching = 0
+        cls = type(self)
+        self._watcher = (
+            Supervised(self._watch, f"the watcher of {self.url}")
+            if cls._watch is not EventStore._watch
+            else None
+        )
+        self._tail = (
+            Supervised(self._background, f"the background task of {self.url}")
+            if cls._background is not EventStore._background
+            else None
+        )
+        #: Whether subscriptions are fed by the backend's own push (``_push``).
+        self._pushes = cls._push is not EventStore._push
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -163,6 +121,8 @@ class EventStore(abc.ABC):
             return
         await self._open()
         self._is_open = True
+        if self._tail is not None:
+            self._tail.start()
         log.debug("opened %s", self.url)
 
     async def close(self) -> None:
@@ -171,8 +131,11 @@ class EventStore(abc.ABC):
             return
         for subscription in list(self._subscriptions):
             await subscription.close()
-        await self._stop_watching()
+        if self._watcher is not None:
+            await self._watcher.stop()
         self._is_open = False
+        if self._tail is not None:
+            await self._tail.stop()
         await self._close()
         log.debug("closed %s", self.url)
 
@@ -195,9 +158,10 @@ class EventStore(abc.ABC):
                 "or 'await store.open()'"
             )
 
-    @abc.abstractmethod
     async def setup(self) -> None:
         """Create tables, indexes or topics if missing. Idempotent, safe to run concurrently."""
+        self._check_open()
+        await self._setup()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -223,9 +187,19 @@ class EventStore(abc.ABC):
             max_append_events=caps.max_append_events,
         )
         self._check_open()
-        result = await self._append(stream_id, prepared, expected)
-        self._notifier.notify()
-        return result
+        actual = 0
+        for _ in range(_APPEND_ATTEMPTS):
+            outcome = await self._append(stream_id, prepared, expected)
+            if isinstance(outcome, Written):
+                self._notifier.notify()
+                return outcome
+            result = decide(stream_id, prepared, expected, outcome)
+            if result is not None:
+                return result
+            actual = outcome.actual
+        # The stream kept moving to allowed versions and away again (or the storage refused
+        # for a reason it did not report): say what was seen last.
+        raise ConcurrencyError(stream_id, expected, actual)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -245,6 +219,11 @@ class EventStore(abc.ABC):
         if from_version is not None:
             validate_version(from_version, "from_version", minimum=0 if backwards else 1)
         limit = validate_limit(limit)
+        if backwards and not self.capabilities.backwards_reads:
+            raise UnsupportedOperationError(
+                f"{type(self).__name__} cannot read a stream backwards "
+                "(capabilities.backwards_reads is False)"
+            )
         self._check_open()
         return self._iter_stream(stream_id, from_version, bool(backwards), limit)
 
@@ -362,73 +341,112 @@ class EventStore(abc.ABC):
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Save a snapshot of a stream; :meth:`load_snapshot` returns the latest saved."""
+        self._require_snapshots()
         data = validate_snapshot(snapshot, max_bytes=self.capabilities.max_snapshot_bytes)
         self._check_open()
         await self._save_snapshot(snapshot, data)
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
         """The latest snapshot saved for ``stream_id``, or None."""
+        self._require_snapshots()
         validate_name(stream_id, "stream_id")
         self._check_open()
         return await self._load_snapshot(stream_id)
 
+    def _require_snapshots(self) -> None:
+        if not self.capabilities.snapshots:
+            raise UnsupportedOperationError(
+                f"{type(self).__name__} does not store snapshots (capabilities.snapshots is False)"
+            )
+
+    # -- subscriptions' bookkeeping (used by Subscription) -----------------------------------
+
+    def _subscription_started(self, subscription: Subscription) -> None:
+        self._subscriptions.add(subscription)
+        if self._watcher is not None:
+            self._watcher.start()
+            # A subscription dropped without close() leaves the set when it is collected;
+            # stop the watcher then too, rather than keep polling for nobody.
+            weakref.finalize(subscription, self._subscription_collected, asyncio.get_running_loop())
+
+    def _subscription_stopped(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+        self._stop_watcher_if_idle()
+
+    def _subscription_collected(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Runs inside the garbage collector, before the subscription has left the WeakSet
+        # (and maybe in another thread): look again from the loop, once the collection is over.
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs anyway
+            loop.call_soon_threadsafe(self._stop_watcher_if_idle)
+
+    def _stop_watcher_if_idle(self) -> None:
+        if self._watcher is not None and not self._subscriptions:
+            self._watcher.cancel()
+
     # -- hooks for backends ------------------------------------------------------------------
+    #
+    # The hooks receive validated input, run only while the store is open, and only talk to
+    # storage. Optional hooks have a default here; the rest are abstract.
 
     @abc.abstractmethod
     async def _open(self) -> None:
-        """Open connections; start any watcher that calls ``self._notifier.notify()``."""
+        """Open connections."""
 
     @abc.abstractmethod
     async def _close(self) -> None:
-        """Release every connection and cancel every task the backend started."""
+        """Release every connection (the core has already stopped its tasks)."""
+
+    @abc.abstractmethod
+    async def _setup(self) -> None:
+        """Create tables, indexes or topics if missing. Idempotent, safe to run concurrently."""
 
     async def _watch(self) -> None:
-        """Optional hook: watch for commits made by other processes, for live subscriptions.
+        """Optional: watch for commits made by other processes, for live subscriptions.
 
-        A backend whose storage can be shared implements this as a loop (a LISTEN connection,
-        a cheap poll) that calls ``self._notifier.notify()`` when something may have been
-        committed elsewhere. The core runs it as one task per store while at least one
-        subscription is open, and cancels it with the last one (or when the store closes).
+        A backend whose storage can be shared implements this as a loop (a cheap poll: see
+        :class:`~eventstore_core.tasks.CounterWatcher`) that calls ``self._notifier.notify()``
+        when something may have been committed elsewhere. The core runs it as one task per
+        store while at least one subscription is open, restarts it with backoff if it fails,
+        and cancels it with the last subscription (or when the store closes).
         """
         return
 
-    async def _subscription_started(self) -> None:
-        # One watcher per store, whatever the number of subscriptions.
-        self._watching += 1
-        if self._watcher is None and type(self)._watch is not EventStore._watch:
-            self._watcher = asyncio.create_task(
-                self._run_watch(), name=f"eventstore-watch {self.url}"
-            )
+    async def _background(self) -> None:
+        """Optional: work that lives from open to close (a log tailer, a LISTEN connection).
 
-    async def _subscription_stopped(self) -> None:
-        self._watching -= 1
-        if self._watching <= 0:
-            self._watching = 0
-            await self._stop_watching()
+        The core starts it right after :meth:`_open`, restarts it with backoff whenever it
+        raises, and cancels it (and waits for it) before :meth:`_close`.
+        """
+        return
 
-    async def _stop_watching(self) -> None:
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+    def _push(
+        self, after: Position | None, filter: EventFilter | None
+    ) -> AsyncIterator[RecordedEvent | CaughtUp]:
+        """Optional: the server's push stream of events strictly after ``after``.
 
-    async def _run_watch(self) -> None:
-        try:
-            await self._watch()
-        except Exception:
-            # Subscriptions still have their fallback poll; say why they became slower.
-            log.exception("the watcher of %s failed; live subscriptions fall back to polling", self)
+        Yields the events matching ``filter`` in global order, then
+        :data:`~eventstore_core.subscription.CAUGHT_UP` once everything committed so far was
+        sent, then new events as they commit. Raise
+        :class:`~eventstore_core.BackendUnavailableError` when the stream breaks: the core
+        calls ``_push`` again after the last event it received (with backoff, for
+        ``reconnect_timeout``) and drops what is sent twice. Without this hook, subscriptions
+        pull pages of :meth:`_read_all_page` and wait on the notifier.
+        """
+        raise NotImplementedError
 
     @abc.abstractmethod
     async def _append(
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
-    ) -> AppendResult:
-        """Atomically check the version (:func:`check_expected_version`) and write the batch.
+    ) -> Written | Refused:
+        """Atomically write the batch if no id is stored and the version is as expected.
 
-        If any event id already exists, return :func:`idempotent_result` (whatever the
-        expected version) and write nothing; that needs, for each stored event, the first and
-        last version of the batch it was written in, so a backend records or derives them.
+        Write nothing and return :class:`~eventstore_core.decision.Refused` when any event id
+        of the batch is stored already (with those stored events and their batches' bounds),
+        or when the stream's version lies outside
+        :func:`~eventstore_core.decision.expected_range` (with the actual version). Otherwise
+        write every event, contiguously, and return :class:`~eventstore_core.decision.Written`.
+        The core decides what a refusal means, and calls again when the stream has meanwhile
+        moved to an allowed version.
         """
 
     @abc.abstractmethod
@@ -437,7 +455,8 @@ class EventStore(abc.ABC):
     ) -> Sequence[RecordedEvent]:
         """Up to ``limit`` events of a stream from ``from_version`` inclusive.
 
-        Ascending; or descending from ``from_version`` (``None``: the last) when ``backwards``.
+        Ascending; or descending from ``from_version`` (``None``: the last) when ``backwards``
+        (only asked when ``capabilities.backwards_reads``).
         """
 
     @abc.abstractmethod
@@ -461,10 +480,13 @@ class EventStore(abc.ABC):
     async def _load_checkpoint(self, name: str) -> Position | None:
         """Read a checkpoint."""
 
-    @abc.abstractmethod
     async def _save_snapshot(self, snapshot: Snapshot, data: bytes) -> None:
-        """Store a snapshot; ``data`` is ``snapshot.data`` encoded as JSON."""
+        """Store a snapshot unless one of a higher version is stored (``capabilities.snapshots``).
 
-    @abc.abstractmethod
+        ``data`` is ``snapshot.data`` encoded as JSON. Of equal versions the last saved wins.
+        """
+        raise UnsupportedOperationError(f"{type(self).__name__} does not store snapshots")
+
     async def _load_snapshot(self, stream_id: str) -> Snapshot | None:
-        """The latest snapshot of a stream (highest version, then latest saved)."""
+        """The snapshot with the highest version (of equal versions, the last saved)."""
+        raise UnsupportedOperationError(f"{type(self).__name__} does not store snapshots")

@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from eventstore_conformance import Shortfall
 
 from eventstore_core.errors import ConfigurationError
 from eventstore_core.registry import load_backend
@@ -28,12 +29,19 @@ pytest_plugins = ["eventstore_conformance"]
 #: Backend name (the test id) -> URL scheme.
 BACKENDS = {
     "memory": "memory",
+    # The memory store with three partitions: the suite on a partitioned global order.
+    "memory3": "memory",
     "sqlite": "sqlite",
     "postgres": "postgresql",
     "dynamodb": "dynamodb",
     "kurrentdb": "kurrentdb",
     "kurrentdb-strict": "kurrentdb",
 }
+
+
+#: Known shortfalls each backend declares next to its conformance run (see
+#: eventstore_conformance.shortfalls): backend name -> declarations.
+SHORTFALLS: dict[str, list[Shortfall]] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -121,6 +129,8 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         # A named memory store is shared by every connection of the process; memory://
         # alone would give each connect a fresh, empty store.
         return "memory://conformance"
+    if backend == "memory3":
+        return "memory://conformance-partitioned?partitions=3"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/conformance.db"
     if backend == "postgres":
@@ -134,3 +144,12 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     from services.dynamodb import with_table
 
     return with_table(request.getfixturevalue("dynamodb_url"), "eventstore_conformance")
+
+
+@pytest.fixture
+def eventstore_shortfalls(request: pytest.FixtureRequest) -> list[Shortfall]:
+    """The declared shortfalls of the backend under test (``SHORTFALLS``), per test: the
+    backend is the parameter of ``eventstore_url`` in the test's id."""
+    callspec = getattr(request.node, "callspec", None)
+    backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
+    return SHORTFALLS.get(backend, [])

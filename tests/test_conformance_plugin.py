@@ -90,3 +90,56 @@ def test_a_backend_that_under_declares_fails_the_suite(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "XPASS(strict)" in result.stdout
     assert "idempotency is 'none'" in result.stdout
+
+
+SHORTFALL_CONFTEST = """
+import pytest
+
+from eventstore_conformance import never, notyet
+
+
+@pytest.fixture(scope="session")
+def eventstore_shortfalls():
+    return [
+        # A real shortfall of the store under test (it declares idempotency="none" below,
+        # but the test checked here is not gated by it, so it is declared as a shortfall).
+        never(
+            "test_the_first_event_of_a_stream_has_version_one",
+            reason="this demo store starts at 1 anyway",
+        ),
+        notyet("test_no_such_test_*", reason="left over from an older version"),
+    ]
+"""
+
+
+def test_declared_shortfalls_run_strict_and_stale_ones_are_reported(tmp_path: Path) -> None:
+    """A declared shortfall is a strict xfail (a test that passes anyway fails the run), and
+    the summary lists every declaration, flagging those that cover no test."""
+    # An adapter's declarations, loaded as a plugin module beside the suite (in a project
+    # that re-exports the suite, the same fixture goes in its conftest.py).
+    (tmp_path / "my_shortfalls.py").write_text(SHORTFALL_CONFTEST)
+    result = _run_pytest(
+        tmp_path,
+        "-p",
+        "eventstore_conformance",
+        "-p",
+        "my_shortfalls",
+        "--eventstore-url",
+        "memory://plugin-shortfalls",
+        "-q",
+        "-k",
+        "first_event_of_a_stream",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "XPASS(strict)" in output or "1 failed" in output, output
+    assert "declared shortfalls" in output
+    assert "never: test_the_first_event_of_a_stream_has_version_one" in output
+    assert "STALE" in output
+
+
+def test_a_shortfall_needs_a_reason() -> None:
+    from eventstore_conformance import notimpl
+
+    with pytest.raises(ValueError, match="reason"):
+        notimpl("test_x", reason=" ")

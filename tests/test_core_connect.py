@@ -54,9 +54,24 @@ def test_unknown_scheme_names_the_installed_schemes() -> None:
         es.connect("mongodb://localhost/db")
 
 
-def test_known_but_missing_backend_gives_the_pip_install_hint() -> None:
-    with pytest.raises(es.ConfigurationError, match=r'pip install "eventstore-core\[kafka\]"'):
-        es.connect("kafka://localhost:9092/events")
+def test_known_but_missing_backend_gives_the_pip_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from eventstore_core import registry
+
+    installed = dict(registry._entry_points())
+    del installed["dynamodb"]
+    monkeypatch.setattr(registry, "_entry_points", lambda: installed)
+    with pytest.raises(es.ConfigurationError, match=r'pip install "eventstore-core\[dynamodb\]"'):
+        es.connect("dynamodb://events?region=eu-west-1")
+
+
+def test_a_scheme_without_an_extra_gets_no_install_hint_for_a_missing_extra() -> None:
+    # No extra is declared for a scheme no adapter of this distribution serves: the error
+    # must not send the user to install something that does not exist.
+    with pytest.raises(es.ConfigurationError) as caught:
+        es.connect("nosuchstore://localhost/x")
+    assert "eventstore-core[" not in str(caught.value)
 
 
 def test_builtin_backends_register_through_the_entry_point_group() -> None:

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 import eventstore_core as es
-from eventstore_core.store import check_expected_version, idempotent_result
+from eventstore_core.decision import check_expected_version, expected_range, idempotent_result
 from eventstore_core.validation import prepare_batch
 
 
@@ -199,3 +199,83 @@ def test_recorded_event_given_microseconds_builds_an_aware_utc_datetime_when_rea
     assert lazy.recorded_at.tzinfo is UTC
     assert lazy.recorded_at is lazy.recorded_at
     assert lazy == eager
+
+
+def test_expected_range_agrees_with_check_expected_version() -> None:
+    for expected in (es.ANY, es.NO_STREAM, es.STREAM_EXISTS, 0, 1, 7):
+        lo, hi = expected_range(expected)
+        for actual in (0, 1, 2, 7, 8, 10**6):
+            try:
+                check_expected_version("s", expected, actual)
+                ok = True
+            except es.ConcurrencyError:
+                ok = False
+            assert ok == (lo <= actual <= hi), (expected, actual)
+
+
+def test_partitioned_positions_of_one_read_are_ordered_and_tokens_round_trip() -> None:
+    a = es.PartitionedPosition(0, 4, (5, 2, 0))
+    b = es.PartitionedPosition(1, 2, (5, 3, 0))
+    c = es.PartitionedPosition(0, 5, (6, 3, 0))
+    assert a < b < c
+    assert sorted([c, a, b]) == [a, b, c]
+    for position in (a, b, c):
+        again = es.Position.parse(str(position))
+        assert isinstance(again, es.PartitionedPosition)
+        assert again == position
+        assert again.frontier == position.frontier
+        assert pickle.loads(pickle.dumps(position)).frontier == position.frontier
+    assert str(b) == "1/2@5.3.0"
+
+
+def test_partitioned_positions_without_an_order_refuse_to_compare() -> None:
+    # Two reads that interleaved partitions differently: neither frontier is ahead of the
+    # other in every partition, so "<" would be a guess.
+    a = es.PartitionedPosition(0, 9, (10, 0))
+    b = es.PartitionedPosition(1, 3, (0, 4))
+    with pytest.raises(TypeError, match="no order"):
+        _ = a < b
+    with pytest.raises(TypeError):
+        _ = es.Position((3,)) < a
+    assert a != es.Position((0, 9))
+
+
+def test_the_same_event_read_twice_has_equal_positions_with_different_frontiers() -> None:
+    one = es.PartitionedPosition(2, 7, (0, 0, 8))
+    two = es.PartitionedPosition(2, 7, (5, 1, 8))
+    assert one == two
+    assert hash(one) == hash(two)
+    assert not one < two
+    assert one.next_offset(0) == 0
+    assert two.next_offset(0) == 5
+    assert two.next_offset(9) == 0  # a partition added later starts at its beginning
+
+
+@pytest.mark.parametrize(
+    "token", ["1/2", "1/2@", "x/2@3", "1/2@3", "1/2@0.2", "3/0@1.1", "1/2@0.3.٣", "/2@0.3"]
+)
+def test_malformed_partitioned_tokens_are_invalid(token: str) -> None:
+    with pytest.raises(es.InvalidEventError):
+        es.Position.parse(token)
+
+
+def test_position_tokens_take_ascii_digits_only() -> None:
+    with pytest.raises(es.InvalidEventError):
+        es.Position.parse("١٢")
+
+
+def test_capabilities_rank_unique_event_ids() -> None:
+    caps = es.Capabilities(
+        concurrency="multi-writer",
+        idempotency="window",
+        unique_event_ids="stream",
+        global_order="total",
+        live_subscriptions="push",
+        max_event_bytes=1,
+        max_append_events=1,
+    )
+    assert caps.shortfalls({"unique_event_ids": "stream", "idempotency": "window"}) == []
+    assert caps.shortfalls({"unique_event_ids": "store"}) == [
+        "unique_event_ids is 'stream', 'store' required"
+    ]
+    assert caps.shortfalls({"snapshots": True}) == []

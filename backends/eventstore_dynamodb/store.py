@@ -141,6 +141,7 @@ class DynamoDBEventStore(EventStore):
     capabilities = Capabilities(
         concurrency="multi-writer",
         idempotency="permanent",
+        unique_event_ids="store",
         global_order="total",
         # Other processes' commits are seen by polling the counter item (watch_interval).
         live_subscriptions="poll",
@@ -211,13 +212,12 @@ class DynamoDBEventStore(EventStore):
                 last = current
             await asyncio.sleep(self._options.watch_interval)
 
-    async def setup(self) -> None:
+    async def _setup(self) -> None:
         """Create the table (on-demand billing) if it is missing, and wait until it is active.
 
         Idempotent and safe to run from several processes at once: a concurrent creation
         shows as ``ResourceInUseException``, after which everyone waits for the same table.
         """
-        self._check_open()
         try:
             await self._client.create_table(
                 TableName=self.table,

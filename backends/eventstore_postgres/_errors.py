@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from eventstore_core.errors import BackendUnavailableError, EventStoreError
+from eventstore_core.adapter import BackendUnavailableError, EventStoreError
 
 #: The connection is gone or could not be made: the server restarted, the network dropped,
 #: too many connections. Retrying on a fresh connection may succeed.

@@ -19,8 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventstore_core.models import Position, RecordedEvent
-from eventstore_core.serialization import loads
+from eventstore_core.adapter import Position, RecordedEvent, serialization
 
 __all__ = ["PG_EPOCH", "StoredEvent"]
 
@@ -108,5 +107,5 @@ class StoredEvent(RecordedEvent):
             return self._json
         except AttributeError:
             row = self._row
-            decoded = self._json = (loads(row[6]), loads(row[7]))
+            decoded = self._json = (serialization.loads(row[6]), serialization.loads(row[7]))
             return decoded

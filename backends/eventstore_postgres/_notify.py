@@ -26,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from eventstore_core.adapter import Backoff
 from eventstore_postgres._errors import is_unavailable
 
 log = logging.getLogger("eventstore_postgres")
@@ -123,7 +124,7 @@ class Listener:
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with backoff whenever the connection drops."""
-        delay = 0.05
+        backoff = Backoff(None, base=0.025, cap=2.0, jitter=False)
         while True:
             conn: Any = None
             try:
@@ -133,7 +134,7 @@ class Listener:
                 await conn.add_listener(self._channel, self._on_notification)
                 self.connections_made += 1
                 self.connected.set()
-                delay = 0.05
+                backoff.reset()
                 # Commits made while no LISTEN was active sent notifications nobody heard:
                 # wake every subscriber once so it re-reads.
                 self._on_wakeup()
@@ -149,11 +150,10 @@ class Listener:
             except Exception as error:
                 if not is_unavailable(error):
                     log.warning("LISTEN connection failed: %r", error)
-                log.debug("LISTEN connection lost (%r); reconnecting in %.2fs", error, delay)
+                log.debug("LISTEN connection lost (%r); reconnecting", error)
             finally:
                 self.connected.clear()
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         conn.terminate()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            await backoff.wait()

@@ -52,22 +52,24 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import asyncpg
 from pydantic import ConfigDict, Field, field_validator
 
-from eventstore_core import serialization
-from eventstore_core.config import ParsedUrl, StoreOptions
-from eventstore_core.errors import ConcurrencyError, EventStoreError, InvalidEventError
-from eventstore_core.models import (
-    AppendResult,
+from eventstore_core.adapter import (
+    MAX_VERSION,
     Capabilities,
     EventFilter,
+    EventStore,
+    EventStoreError,
     ExpectedVersion,
+    InvalidEventError,
+    ParsedUrl,
     Position,
-    RecordedEvent,
-    Snapshot,
-    StreamState,
-)
-from eventstore_core.store import EventStore, check_expected_version, idempotent_result
-from eventstore_core.validation import (
     PreparedEvent,
+    RecordedEvent,
+    Refused,
+    Snapshot,
+    StoreOptions,
+    Written,
+    expected_range,
+    serialization,
 )
 from eventstore_postgres import _migrations
 from eventstore_postgres._errors import (
@@ -84,9 +86,6 @@ from eventstore_postgres._sql import Statements
 __all__ = ["PostgresEventStore", "PostgresOptions"]
 
 _T = TypeVar("_T")
-
-#: Larger than any real stream version; the top of the range "any version".
-_MAX_VERSION = 2**62
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,49}$")
 
@@ -135,18 +134,6 @@ class PostgresOptions(StoreOptions):
                 " at most 50 characters"
             )
         return value
-
-
-def _expected_range(expected: ExpectedVersion) -> tuple[int, int]:
-    """The inclusive range the stream's current version must lie in (see ``_sql``)."""
-    if expected is StreamState.ANY:
-        return 0, _MAX_VERSION
-    if expected is StreamState.NO_STREAM:
-        return 0, 0
-    if expected is StreamState.STREAM_EXISTS:
-        return 1, _MAX_VERSION
-    assert isinstance(expected, int)
-    return expected, expected
 
 
 async def _init_connection(conn: Any) -> None:
@@ -212,6 +199,7 @@ class PostgresEventStore(EventStore):
     capabilities = Capabilities(
         concurrency="multi-writer",
         idempotency="permanent",
+        unique_event_ids="store",
         global_order="total",
         live_subscriptions="push",
         max_event_bytes=4 * 1024 * 1024,
@@ -294,12 +282,11 @@ class PostgresEventStore(EventStore):
             except Exception:
                 pool.terminate()
 
-    async def setup(self) -> None:
+    async def _setup(self) -> None:
         """Create the schema, tables and indexes (numbered migrations, under an advisory lock).
 
         Idempotent, and safe when several processes run it at the same moment.
         """
-        self._check_open()
 
         async def run(conn: Any) -> None:
             await _migrations.migrate(conn, self._schema, self._quoted_schema)
@@ -395,8 +382,8 @@ class PostgresEventStore(EventStore):
 
     async def _append(
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
-    ) -> AppendResult:
-        lo, hi = _expected_range(expected_version)
+    ) -> Written | Refused:
+        lo, hi = expected_range(expected_version)
         sql = self._sql
         args: tuple[Any, ...]
         if len(events) == 1:
@@ -430,26 +417,17 @@ class PostgresEventStore(EventStore):
                 return None
             return rows
 
-        actual = 0
-        for _ in range(3):
-            rows = await self._with_connection(insert, "append", write=True)
-            if rows:
-                if self._waker is not None:
-                    self._waker.request()
-                last = rows[-1] if len(rows) == 1 else max(rows, key=_version_of)
-                return AppendResult(version=last[2], position=Position.of(last[0], last[1]))
-            # Nothing was written: find out why. Ids that already exist decide first (a retry
-            # of a committed batch returns its original result whatever expected_version says).
-            existing, actual = await self._conflict_state(stream_id, events)
-            if existing:
-                bounds = {row[4]: (row[11], row[12]) for row in existing}
-                return idempotent_result(
-                    stream_id, events, [_event(row) for row in existing], batch_bounds=bounds
-                )
-            check_expected_version(stream_id, expected_version, actual)
-            # The version satisfies the expectation now (another writer moved the stream to the
-            # expected version meanwhile): appending now is as if this call came later. Retry.
-        raise ConcurrencyError(stream_id, expected_version, actual)
+        rows = await self._with_connection(insert, "append", write=True)
+        if rows:
+            if self._waker is not None:
+                self._waker.request()
+            last = rows[-1] if len(rows) == 1 else max(rows, key=_version_of)
+            return Written(version=last[2], position=Position.of(last[0], last[1]))
+        # Nothing was written (an id exists, or the version is out of range): say what the
+        # database holds, read in one snapshot, and let the core decide.
+        existing, actual = await self._conflict_state(stream_id, events)
+        bounds = {row[4]: (row[11], row[12]) for row in existing}
+        return Refused(actual, [_event(row) for row in existing], bounds)
 
     async def _conflict_state(
         self, stream_id: str, events: Sequence[PreparedEvent]
@@ -482,7 +460,7 @@ class PostgresEventStore(EventStore):
         self, stream_id: str, from_version: int | None, backwards: bool, limit: int
     ) -> Sequence[RecordedEvent]:
         if backwards:
-            start = _MAX_VERSION if from_version is None else from_version
+            start = MAX_VERSION if from_version is None else from_version
             rows = await self._fetch(
                 "read_stream", self._sql.read_stream_backward, stream_id, start, limit
             )

@@ -33,26 +33,29 @@ from uuid import UUID
 import aiosqlite
 from pydantic import Field
 
-from eventstore_core import serialization
-from eventstore_core.config import ParsedUrl, StoreOptions
-from eventstore_core.errors import (
+from eventstore_core.adapter import (
+    MAX_VERSION,
     BackendUnavailableError,
-    ConfigurationError,
-    EventStoreError,
-    InvalidEventError,
-)
-from eventstore_core.models import (
-    AppendResult,
     Capabilities,
+    ConfigurationError,
+    CounterWatcher,
     EventFilter,
+    EventStore,
+    EventStoreError,
     ExpectedVersion,
+    InvalidEventError,
+    ParsedUrl,
     Position,
+    PreparedEvent,
     RecordedEvent,
+    Refused,
     Snapshot,
+    StoreOptions,
+    Written,
     category_of,
+    expected_range,
+    serialization,
 )
-from eventstore_core.store import EventStore, check_expected_version, idempotent_result
-from eventstore_core.validation import PreparedEvent
 
 __all__ = ["SQLiteEventStore", "SQLiteOptions"]
 
@@ -113,6 +116,7 @@ class SQLiteEventStore(EventStore):
     capabilities = Capabilities(
         concurrency="multi-writer",
         idempotency="permanent",
+        unique_event_ids="store",
         global_order="total",
         live_subscriptions="poll",
         max_event_bytes=16 * 1024 * 1024,
@@ -180,30 +184,22 @@ class SQLiteEventStore(EventStore):
                 await conn.close()
         self._reader = self._writer = None
 
-    async def setup(self) -> None:
+    async def _setup(self) -> None:
         """Create the tables and indexes if missing (safe to run from several processes)."""
-        self._check_open()
         async with self._write_lock, self._sqlite_errors():
             await self._w.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
 
     async def _watch(self) -> None:
         """Notify subscribers when another connection (process) has committed."""
-        last: int | None = None
-        interval = self._options.watch_interval
-        while True:
-            try:
-                async with self._read_lock:
-                    rows = await self._r.execute_fetchall("PRAGMA data_version")
-            except sqlite3.Error:
-                rows = None  # the subscription's own read will report a persistent problem
-            if rows is not None:
-                version = next(iter(rows))[0]
-                # The first reading wakes subscribers too: a commit may have landed between
-                # a subscription's last read and this watcher's start.
-                if version != last:
-                    self._notifier.notify()
-                last = version
-            await asyncio.sleep(interval)
+        await CounterWatcher(
+            self._data_version, self._notifier.notify, self._options.watch_interval, "data_version"
+        ).run()
+
+    async def _data_version(self) -> int:
+        # PRAGMA data_version: a counter SQLite bumps when another connection commits.
+        async with self._read_lock, self._sqlite_errors():
+            rows = await self._r.execute_fetchall("PRAGMA data_version")
+        return int(next(iter(rows))[0])
 
     @property
     def _w(self) -> aiosqlite.Connection:
@@ -243,7 +239,7 @@ class SQLiteEventStore(EventStore):
 
     async def _append(
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
-    ) -> AppendResult:
+    ) -> Written | Refused:
         conn = self._w
         ids = [event.id.bytes for event in events]
         async with self._write_lock, self._sqlite_errors(writing=True):
@@ -260,15 +256,16 @@ class SQLiteEventStore(EventStore):
                 if existing:
                     await conn.execute_fetchall("ROLLBACK")
                     bounds = {UUID(bytes=row[3]): (row[10], row[11]) for row in existing}
-                    return idempotent_result(
-                        stream_id, events, _decode_rows(existing), batch_bounds=bounds
-                    )
+                    return Refused(0, _decode_rows(existing), bounds)
                 rows = await conn.execute_fetchall(
                     "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?",
                     (stream_id,),
                 )
                 version = int(next(iter(rows))[0])
-                check_expected_version(stream_id, expected_version, version)
+                lo, hi = expected_range(expected_version)
+                if not lo <= version <= hi:
+                    await conn.execute_fetchall("ROLLBACK")
+                    return Refused(version)
                 now = _now_micros()
                 category = category_of(stream_id)
                 await conn.executemany(
@@ -301,7 +298,7 @@ class SQLiteEventStore(EventStore):
                     with contextlib.suppress(sqlite3.Error):
                         await conn.execute_fetchall("ROLLBACK")
                 raise
-        return AppendResult(version=version + len(events), position=Position((position,)))
+        return Written(version=version + len(events), position=Position((position,)))
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -314,7 +311,7 @@ class SQLiteEventStore(EventStore):
         self, stream_id: str, from_version: int | None, backwards: bool, limit: int
     ) -> Sequence[RecordedEvent]:
         if backwards:
-            top = from_version if from_version is not None else 2**62
+            top = from_version if from_version is not None else MAX_VERSION
             return await self._fetch(
                 f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version <= ? "
                 "ORDER BY version DESC LIMIT ?",

@@ -16,24 +16,33 @@ from eventstore_conformance.plugin import (
     SUITE_DIR,
     eventstore_capabilities,
     eventstore_requirements,
+    eventstore_shortfalls,
     eventstore_url,
     pytest_addoption,
     pytest_collect_file,
     pytest_configure,
     pytest_load_initial_conftests,
+    pytest_terminal_summary,
 )
+from eventstore_conformance.shortfalls import Shortfall, never, notimpl, notyet
 
 __all__ = [
     "STRUCTURAL_CAPABILITIES",
     "SUITE_DIR",
+    "Shortfall",
     "StoreContext",
     "eventstore_capabilities",
     "eventstore_requirements",
+    "eventstore_shortfalls",
     "eventstore_url",
+    "never",
+    "notimpl",
+    "notyet",
     "pytest_addoption",
     "pytest_collect_file",
     "pytest_configure",
     "pytest_load_initial_conftests",
+    "pytest_terminal_summary",
     "requires",
     "store_test",
 ]

@@ -16,18 +16,24 @@ import pytest
 
 import eventstore_core as es
 from eventstore_conformance.harness import MARKER_NAME
+from eventstore_conformance.shortfalls import Shortfall, matching
 
 __all__ = [
     "STRUCTURAL_CAPABILITIES",
     "SUITE_DIR",
     "eventstore_capabilities",
     "eventstore_requirements",
+    "eventstore_shortfalls",
     "eventstore_url",
     "pytest_addoption",
     "pytest_collect_file",
     "pytest_configure",
     "pytest_load_initial_conftests",
+    "pytest_terminal_summary",
 ]
+
+#: Declared shortfalls seen applied during the run: description -> tests covered.
+_APPLIED_KEY = pytest.StashKey[dict[Shortfall, list[str]]]()
 
 #: The directory of the suite's test modules.
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
@@ -121,13 +127,26 @@ def eventstore_capabilities(eventstore_url: str) -> es.Capabilities:
     return es.connect(eventstore_url).capabilities
 
 
+@pytest.fixture(scope="session")
+def eventstore_shortfalls() -> list[Shortfall]:
+    """The known shortfalls of the store under test (none by default).
+
+    Override it in your ``conftest.py`` to declare them (see
+    :mod:`eventstore_conformance.shortfalls`); it may depend on ``eventstore_url``.
+    """
+    return []
+
+
 @pytest.fixture(autouse=True)
 def eventstore_requirements(request: pytest.FixtureRequest) -> None:
-    """Apply ``@requires(...)``: strict xfail when capabilities fall short, or skip.
+    """Apply ``@requires(...)`` and the declared shortfalls: strict xfail, or skip.
 
     A backend that declares a limit it does not have makes the test pass unexpectedly, which
     strict xfail reports as a failure: declarations are held to what the backend does.
     """
+    if "eventstore_url" not in request.fixturenames:
+        return
+    _apply_shortfalls(request)
     markers = list(request.node.iter_markers(MARKER_NAME))
     if not markers:
         return
@@ -149,3 +168,35 @@ def eventstore_requirements(request: pytest.FixtureRequest) -> None:
                 + " (if this passes, the declaration is stale: declare the capability)",
             )
         )
+
+
+def _apply_shortfalls(request: pytest.FixtureRequest) -> None:
+    declared: list[Shortfall] = list(request.getfixturevalue("eventstore_shortfalls"))
+    applied = request.config.stash.setdefault(_APPLIED_KEY, {})
+    for shortfall in declared:
+        applied.setdefault(shortfall, [])
+    node = request.node
+    covering = matching(declared, node.name, getattr(node, "originalname", node.name))
+    if not covering:
+        return
+    for shortfall in covering:
+        applied[shortfall].append(node.nodeid)
+    first = covering[0]
+    request.applymarker(
+        pytest.mark.xfail(
+            strict=True,
+            raises=first.raises,
+            reason="declared shortfall: " + "; ".join(s.describe() for s in covering),
+        )
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the declared shortfalls in use, and any that covered no test (stale)."""
+    applied = terminalreporter.config.stash.get(_APPLIED_KEY, {})
+    if not applied:
+        return
+    terminalreporter.section("eventstore conformance: declared shortfalls")
+    for shortfall, tests in applied.items():
+        status = f"{len(tests)} test(s)" if tests else "STALE: covers no test of this run"
+        terminalreporter.write_line(f"{shortfall.describe()} [{status}]")

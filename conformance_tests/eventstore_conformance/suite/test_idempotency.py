@@ -73,7 +73,7 @@ async def test_retrying_a_batch_many_times_concurrently_writes_it_once(
     assert ids_of(await collect(store.read_stream(stream))) == ids_of(batch)
 
 
-@requires(idempotency="window")
+@requires(unique_event_ids="store")
 @store_test
 async def test_reusing_an_event_id_in_another_stream_raises_duplicate_event_id(
     store: es.EventStore, ctx: StoreContext
@@ -87,7 +87,7 @@ async def test_reusing_an_event_id_in_another_stream_raises_duplicate_event_id(
     assert await store.stream_version(other) == 0
 
 
-@requires(idempotency="window")
+@requires(unique_event_ids="stream")
 @store_test
 async def test_reusing_an_event_id_in_a_new_batch_raises_duplicate_event_id(
     store: es.EventStore, ctx: StoreContext
@@ -102,7 +102,7 @@ async def test_reusing_an_event_id_in_a_new_batch_raises_duplicate_event_id(
     assert await store.stream_version(stream) == 1
 
 
-@requires(idempotency="window")
+@requires(unique_event_ids="stream")
 @store_test
 async def test_a_batch_partly_overlapping_a_written_one_raises_and_writes_nothing(
     store: es.EventStore, ctx: StoreContext
@@ -121,7 +121,7 @@ async def test_a_batch_partly_overlapping_a_written_one_raises_and_writes_nothin
     assert (await store.append(stream, fresh, expected_version=2)).version == 4
 
 
-@requires(idempotency="window")
+@requires(unique_event_ids="stream")
 @store_test
 async def test_retrying_part_of_a_written_batch_raises_duplicate_event_id(
     store: es.EventStore, ctx: StoreContext
@@ -132,6 +132,52 @@ async def test_retrying_part_of_a_written_batch_raises_duplicate_event_id(
     await store.append(stream, batch)
     with pytest.raises(es.DuplicateEventIdError):
         await store.append(stream, batch[:2])
+
+
+@requires(idempotency="window")
+@store_test
+async def test_a_retry_through_another_connection_returns_the_original_result(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """Idempotency belongs to the store, not to a connection: a second connection's retry of a
+    batch the first one wrote returns the original result and writes nothing."""
+    other = await ctx.connect()
+    stream = ctx.stream()
+    batch = new_events(2)
+    original = await store.append(stream, batch, expected_version=es.NO_STREAM)
+    assert await other.append(stream, batch, expected_version=es.NO_STREAM) == original
+    assert await other.stream_version(stream) == 2
+
+
+@requires(unique_event_ids="stream")
+@store_test
+async def test_an_id_reused_through_another_connection_raises_duplicate_event_id(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """Event ids are unique in the store, whichever connection wrote them."""
+    other = await ctx.connect()
+    stream = ctx.stream()
+    [written] = new_events(1)
+    await store.append(stream, [written])
+    with pytest.raises(es.DuplicateEventIdError):
+        await other.append(stream, [es.NewEvent("T", {"other": True}, id=written.id)])
+    assert await store.stream_version(stream) == 1
+
+
+@requires(idempotency="permanent")
+@store_test
+async def test_a_retry_at_the_current_version_after_later_appends_writes_nothing(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """A retry whose expected version happens to equal the stream's version now (the stream
+    moved on since the first attempt) is still recognised as a retry: no second copy."""
+    stream = ctx.stream()
+    batch = new_events(2)
+    original = await store.append(stream, batch, expected_version=es.NO_STREAM)
+    await store.append(stream, new_events(3), expected_version=2)
+    again = await store.append(stream, batch, expected_version=5)
+    assert again == original
+    assert await store.stream_version(stream) == 5
 
 
 @store_test

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import eventstore_core as es
-from eventstore_conformance.harness import StoreContext, collect, new_events, store_test
+from eventstore_conformance.harness import StoreContext, collect, new_events, requires, store_test
 
 
 async def _stream_of(store: es.EventStore, ctx: StoreContext, count: int) -> str:
@@ -38,6 +38,7 @@ async def test_read_stream_from_version_is_inclusive(
     assert _versions(await collect(store.read_stream(stream, from_version=3))) == [3, 4, 5]
 
 
+@requires(backwards_reads=True)
 @store_test
 async def test_read_stream_backwards_starts_at_the_last_event(
     store: es.EventStore, ctx: StoreContext
@@ -47,6 +48,7 @@ async def test_read_stream_backwards_starts_at_the_last_event(
     assert _versions(await collect(store.read_stream(stream, backwards=True))) == [4, 3, 2, 1]
 
 
+@requires(backwards_reads=True)
 @store_test
 async def test_read_stream_backwards_from_version_is_inclusive(
     store: es.EventStore, ctx: StoreContext
@@ -57,6 +59,7 @@ async def test_read_stream_backwards_from_version_is_inclusive(
     assert _versions(events) == [3, 2, 1]
 
 
+@requires(backwards_reads=True)
 @store_test
 async def test_read_stream_backwards_from_beyond_the_end_starts_at_the_last_event(
     store: es.EventStore, ctx: StoreContext
@@ -144,3 +147,15 @@ async def test_read_stream_versions_match_append_results(
     results = [await store.append(stream, new_events(1)) for _ in range(4)]
     events = await collect(store.read_stream(stream))
     assert [(e.version, e.position) for e in events] == [(r.version, r.position) for r in results]
+
+
+@store_test
+async def test_a_store_without_backwards_reads_refuses_them_clearly(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """Where ``capabilities.backwards_reads`` is False, ``read_stream(backwards=True)`` raises
+    ``UnsupportedOperationError`` at the call."""
+    if store.capabilities.backwards_reads:
+        pytest.skip("the store declares backwards reads")
+    with pytest.raises(es.UnsupportedOperationError):
+        store.read_stream(ctx.stream(), backwards=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 import eventstore_core as es
-from eventstore_conformance.harness import StoreContext, new_events, store_test
+from eventstore_conformance.harness import StoreContext, new_events, requires, store_test
 
 
+@requires(snapshots=True)
 @store_test
 async def test_load_snapshot_returns_none_when_there_is_none(
     store: es.EventStore, ctx: StoreContext
@@ -17,6 +20,7 @@ async def test_load_snapshot_returns_none_when_there_is_none(
     assert await store.load_snapshot(stream) is None
 
 
+@requires(snapshots=True)
 @store_test
 async def test_a_snapshot_round_trips(store: es.EventStore, ctx: StoreContext) -> None:
     """Stream id, version, type and data read back as saved."""
@@ -29,6 +33,7 @@ async def test_a_snapshot_round_trips(store: es.EventStore, ctx: StoreContext) -
     assert dict(snapshot.data) == data
 
 
+@requires(snapshots=True)
 @store_test
 async def test_the_latest_snapshot_wins(store: es.EventStore, ctx: StoreContext) -> None:
     """After snapshots at versions 2, 5 and 9, loading returns version 9."""
@@ -40,6 +45,7 @@ async def test_the_latest_snapshot_wins(store: es.EventStore, ctx: StoreContext)
     assert (snapshot.version, dict(snapshot.data)) == (9, {"v": 9})
 
 
+@requires(snapshots=True)
 @store_test
 async def test_saving_a_snapshot_again_at_the_same_version_replaces_it(
     store: es.EventStore, ctx: StoreContext
@@ -53,6 +59,7 @@ async def test_saving_a_snapshot_again_at_the_same_version_replaces_it(
     assert (snapshot.type, dict(snapshot.data)) == ("S2", {"second": True})
 
 
+@requires(snapshots=True)
 @store_test
 async def test_snapshots_are_kept_per_stream(store: es.EventStore, ctx: StoreContext) -> None:
     """A snapshot of one stream is not returned for another."""
@@ -107,3 +114,42 @@ async def test_checkpoints_are_kept_per_name(store: es.EventStore, ctx: StoreCon
     await store.save_checkpoint("conf-b-" + ctx.category, second.position)
     assert await store.load_checkpoint("conf-a-" + ctx.category) == first.position
     assert await store.load_checkpoint("conf-b-" + ctx.category) == second.position
+
+
+@requires(snapshots=True)
+@store_test
+async def test_a_snapshot_of_max_snapshot_bytes_is_accepted_and_one_byte_more_refused(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """The declared ``max_snapshot_bytes`` is real: a snapshot whose encoded data is exactly
+    that size is stored and read back; one byte more raises ``InvalidEventError`` before
+    anything is sent, and the stored snapshot stays."""
+    limit = store.capabilities.max_snapshot_bytes
+    if limit > 64 * 1024 * 1024:
+        pytest.skip(f"max_snapshot_bytes={limit} is too large to build a snapshot of")
+    stream = ctx.stream()
+    payload = "x" * (limit - len('{"p":""}'))
+    await store.save_snapshot(es.Snapshot(stream, 1, "Big", {"p": payload}))
+    loaded = await store.load_snapshot(stream)
+    assert loaded is not None
+    assert loaded.version == 1
+    assert len(loaded.data["p"]) == len(payload)
+    with pytest.raises(es.InvalidEventError, match="snapshot"):
+        await store.save_snapshot(es.Snapshot(stream, 2, "Big", {"p": payload + "x"}))
+    after = await store.load_snapshot(stream)
+    assert after is not None
+    assert after.version == 1
+
+
+@store_test
+async def test_a_store_without_snapshots_refuses_them_clearly(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """Where ``capabilities.snapshots`` is False, both calls raise
+    ``UnsupportedOperationError`` (never a raw error, never a silent no-op)."""
+    if store.capabilities.snapshots:
+        pytest.skip("the store declares snapshots")
+    with pytest.raises(es.UnsupportedOperationError):
+        await store.save_snapshot(es.Snapshot(ctx.stream(), 1, "S", {}))
+    with pytest.raises(es.UnsupportedOperationError):
+        await store.load_snapshot(ctx.stream())
