@@ -3,8 +3,9 @@
 ``eventstore_url`` (the fixture the conformance suite asks for) is parametrized over the
 backends, so ``tests/test_conformance_suite.py`` runs the whole suite against each; test ids
 end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``, ``[kurrentdb]`` and
-``[kurrentdb-strict]`` (the KurrentDB adapter in its default and its strict idempotency mode). Choose backends with
-``--backends memory,sqlite`` (or ``EVENTSTORE_TEST_BACKENDS``), or ``-k sqlite``; run the
+``[kurrentdb-strict]`` (the KurrentDB adapter in its default and its strict idempotency mode,
+on the protocol double unless ``EVENTSTORE_TEST_KURRENTDB_URL`` names a server). Choose backends
+with ``--backends memory,sqlite`` (or ``EVENTSTORE_TEST_BACKENDS``), or ``-k sqlite``; run the
 suite against any other store with ``--eventstore-url URL``.
 
 Services start lazily, once per session, and only when a selected test needs them: the

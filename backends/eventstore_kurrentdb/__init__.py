@@ -18,6 +18,9 @@ __all__ = ["KurrentDBEventStore", "KurrentDBOptions"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
+        from eventstore_kurrentdb._requirements import check_client
+
+        check_client()
         from eventstore_kurrentdb import store
 
         return getattr(store, name)

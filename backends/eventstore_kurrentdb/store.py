@@ -40,13 +40,19 @@ What the server gives, and what the adapter adds
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from kurrentdbclient import AsyncKurrentDBClient, NewEvent
+from kurrentdbclient import RecordedEvent as ClientRecordedEvent
+from kurrentdbclient import StreamState as ClientStreamState
+from kurrentdbclient.connection_spec import VALID_CONNECTION_QUERY_STRING_FIELDS
+from kurrentdbclient.events import CaughtUp as ClientCaughtUp
+from kurrentdbclient.events import NewEvents
+from kurrentdbclient.exceptions import NotFoundError, WrongCurrentVersionError
 from pydantic import Field, model_validator
 
 from eventstore_core.adapter import (
@@ -69,36 +75,6 @@ from eventstore_core.adapter import (
     Written,
     serialization,
 )
-
-
-def _installed(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-if not _installed("kurrentdbclient"):  # pragma: no cover (environment)
-    if _installed("esdbclient"):
-        raise ConfigurationError(
-            "the kurrentdb/esdb backend runs on kurrentdbclient, but only esdbclient is "
-            "installed. kurrentdbclient is esdbclient's maintained successor and also serves "
-            "EventStoreDB 23.10 and 24.10; the two cannot share an environment (they pin "
-            "incompatible grpcio versions and define the same protobuf symbols). Replace it: "
-            'pip uninstall esdbclient && pip install "eventstore-core[kurrentdb]"'
-        )
-    raise ConfigurationError(
-        "the kurrentdb/esdb backend needs kurrentdbclient, which is not installed. "
-        'Install it with: pip install "eventstore-core[kurrentdb]"'
-    )
-
-from kurrentdbclient import AsyncKurrentDBClient, NewEvent, StreamState as ClientStreamState
-from kurrentdbclient import RecordedEvent as ClientRecordedEvent
-from kurrentdbclient.connection_spec import VALID_CONNECTION_QUERY_STRING_FIELDS
-from kurrentdbclient.events import CaughtUp as ClientCaughtUp
-from kurrentdbclient.events import NewEvents
-from kurrentdbclient.exceptions import NotFoundError, WrongCurrentVersionError
-
 from eventstore_kurrentdb._codec import (
     CHECKPOINT_PREFIX,
     MARKER_PREFIX,
@@ -135,6 +111,8 @@ _SNAPSHOT_TYPE: Final = "$es-snapshot"
 _MARKER_NAMESPACE: Final = uuid.UUID("6b1f1c1e-5d0a-4f38-9a57-0c2f4f7d1e01")
 _CLIENT_FIELDS: Final = {name.upper(): name for name in VALID_CONNECTION_QUERY_STRING_FIELDS}
 _SNAPSHOT_RETRIES: Final = 10
+#: How far back the default mode looks for a refused batch's ids (see _refused_in_window).
+_TAIL_WINDOW: Final = 100
 
 
 class KurrentDBOptions(StoreOptions):
@@ -247,26 +225,38 @@ class KurrentDBEventStore(EventStore):
                     timeout=self._timeout,
                 )
         except WrongCurrentVersionError as error:
-            actual = version_of(error.actual_version)
-            if _satisfies(expected, actual):
-                # Refused although the version holds: the server's id cache found the head of
-                # the batch already written to this stream and the rest new (its
-                # "CorruptedIdempotency"). Report those events, so that this is a
-                # DuplicateEventIdError rather than an endless race.
-                return Refused(
-                    actual=actual, existing=await self._recent_with_ids(stream_id, events)
-                )
-            return Refused(actual=actual)
+            return await self._refused_in_window(
+                stream_id, events, version_of(error.actual_version)
+            )
         return await self._written(commit, expected, len(events))
 
-    async def _recent_with_ids(
-        self, stream_id: str, events: Sequence[PreparedEvent]
-    ) -> list[RecordedEvent]:
+    async def _refused_in_window(
+        self, stream_id: str, events: Sequence[PreparedEvent], actual: int
+    ) -> Refused:
+        """A refusal in the default mode: is it a retry the server did not recognise?
+
+        The server refuses a retry whose expected version points elsewhere (a revision the
+        batch is not at, or past the end), and a batch whose head its id cache knows. Look for
+        the batch's ids among the stream's latest events (a window, like the server's cache):
+        found in order and contiguous, they are taken as the batch written before, so the core
+        returns the original result; found in part, the core raises DuplicateEventIdError.
+        Without a record of batches this cannot tell a whole earlier batch from part of a
+        larger one, which is why the default mode declares ``unique_event_ids="none"``.
+        """
         ids = {event.id for event in events}
         tail = await self._read_stream_page(
-            stream_id, None, backwards=True, limit=max(100, 4 * len(events))
+            stream_id, None, backwards=True, limit=max(_TAIL_WINDOW, 4 * len(events))
         )
-        return [event for event in tail if event.id in ids]
+        found = sorted((event for event in tail if event.id in ids), key=lambda e: e.version)
+        if not found:
+            return Refused(actual=actual)
+        contiguous = found[-1].version - found[0].version + 1 == len(found)
+        bounds = (
+            {event.id: (found[0].version, found[-1].version) for event in found}
+            if contiguous
+            else {}
+        )
+        return Refused(actual=actual, existing=found, batch_bounds=bounds)
 
     async def _append_strict(
         self, stream_id: str, events: Sequence[PreparedEvent], expected: ExpectedVersion
@@ -533,14 +523,6 @@ class KurrentDBEventStore(EventStore):
             return None
         version, snapshot_type, data = decode_snapshot(last.data)
         return Snapshot(stream_id=stream_id, version=version, type=snapshot_type, data=data)
-
-
-def _satisfies(expected: ExpectedVersion, actual: int) -> bool:
-    if expected is StreamState.ANY:
-        return True
-    if expected is StreamState.STREAM_EXISTS:
-        return actual > 0
-    return False
 
 
 def _marker_id(stream_id: str, event: PreparedEvent, index: int, count: int) -> uuid.UUID:
