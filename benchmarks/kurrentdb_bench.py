@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 
 from kurrentdbclient import AsyncKurrentDBClient, NewEvent, StreamState
 
@@ -57,7 +58,7 @@ async def _timed(total: int, concurrency: int, op: Callable[[int], Awaitable[obj
 
 
 async def bench(
-    url: str, appends: int, batches: int, latency_samples: int
+    url: str, appends: int, batches: int, latency_samples: int, rounds: int = 3
 ) -> list[tuple[str, float, float, str]]:
     """``(scenario, adapter, raw, unit)`` rows."""
     rows: list[tuple[str, float, float, str]] = []
@@ -77,80 +78,72 @@ async def bench(
             ),
         )
 
-        adapter = await _timed(
-            appends,
-            16,
-            lambda i: store.append(
-                f"A{tag}-{i}", [es.NewEvent("E", PAYLOAD)], expected_version=es.NO_STREAM
-            ),
-        )
-        client = await _timed(
-            appends,
-            16,
-            lambda i: raw.append_to_stream(
-                f"a{tag}-{i}",
-                events=[NewEvent(type="E", data=DATA)],
-                current_version=StreamState.NO_STREAM,
-            ),
-        )
-        rows.append(("16 concurrent 1-event appends, NO_STREAM", adapter, client, "events/s"))
+        # Each pair runs `rounds` times, alternating adapter and raw, and reports the medians:
+        # the machine is shared, and a single run says more about the neighbours than the code.
+        async def pair(
+            name: str,
+            adapter_op: Callable[[int, int], Awaitable[object]],
+            raw_op: Callable[[int, int], Awaitable[object]],
+            total: int,
+            concurrency: int,
+            per_op: int = 1,
+        ) -> None:
+            mine: list[float] = []
+            base: list[float] = []
+            for r in range(rounds):
+                mine.append(per_op * await _timed(total, concurrency, partial(adapter_op, r)))
+                base.append(per_op * await _timed(total, concurrency, partial(raw_op, r)))
+            rows.append((name, statistics.median(mine), statistics.median(base), "events/s"))
 
-        adapter = await _timed(
-            appends,
-            16,
-            lambda i: store.append(f"A{tag}-{i % 16}", [es.NewEvent("E", PAYLOAD)]),
-        )
-        client = await _timed(
-            appends,
-            16,
-            lambda i: raw.append_to_stream(
-                f"a{tag}-{i % 16}",
-                events=[NewEvent(type="E", data=DATA)],
-                current_version=StreamState.ANY,
-            ),
-        )
-        rows.append(
-            ("16 concurrent 1-event appends, ANY (+read-back)", adapter, client, "events/s")
-        )
-
-        batch = [es.NewEvent("E", PAYLOAD) for _ in range(100)]
-        adapter = 100 * await _timed(
-            batches,
-            1,
-            lambda i: store.append(f"B{tag}-{i}", [es.NewEvent("E", PAYLOAD) for _ in batch]),
-        )
-        client = 100 * await _timed(
-            batches,
-            1,
-            lambda i: raw.append_to_stream(
-                f"b{tag}-{i}",
-                events=[NewEvent(type="E", data=DATA) for _ in batch],
-                current_version=StreamState.ANY,
-            ),
-        )
-        rows.append(("100-event batches", adapter, client, "events/s"))
-
-        strict_rate = await _timed(
-            appends,
-            16,
-            lambda i: strict.append(
-                f"S{tag}-{i}", [es.NewEvent("E", PAYLOAD)], expected_version=es.NO_STREAM
-            ),
-        )
-        rows.append(
-            (
-                "strict mode: 16 concurrent 1-event appends",
-                strict_rate,
-                client_single(rows),
-                "events/s",
+        def raw_append(stream: str, count: int, state: int | StreamState) -> Awaitable[int]:
+            return raw.append_to_stream(
+                stream,
+                events=[NewEvent(type="E", data=DATA) for _ in range(count)],
+                current_version=state,
             )
+
+        def ours(count: int) -> list[es.NewEvent]:
+            return [es.NewEvent("E", PAYLOAD) for _ in range(count)]
+
+        await pair(
+            "16 concurrent 1-event appends, NO_STREAM",
+            lambda r, i: store.append(f"A{tag}-{r}-{i}", ours(1), expected_version=es.NO_STREAM),
+            lambda r, i: raw_append(f"a{tag}-{r}-{i}", 1, StreamState.NO_STREAM),
+            appends,
+            16,
         )
-        strict_batches = 100 * await _timed(
+        await pair(
+            "16 concurrent 1-event appends, ANY (adapter reads the version back)",
+            lambda r, i: store.append(f"A{tag}-{r}-{i % 16}", ours(1)),
+            lambda r, i: raw_append(f"a{tag}-{r}-{i % 16}", 1, StreamState.ANY),
+            appends,
+            16,
+        )
+        await pair(
+            "100-event batches, NO_STREAM",
+            lambda r, i: store.append(f"B{tag}-{r}-{i}", ours(100), expected_version=es.NO_STREAM),
+            lambda r, i: raw_append(f"b{tag}-{r}-{i}", 100, StreamState.NO_STREAM),
             batches,
             1,
-            lambda i: strict.append(f"SB{tag}-{i}", [es.NewEvent("E", PAYLOAD) for _ in batch]),
+            per_op=100,
         )
-        rows.append(("strict mode: 100-event batches", strict_batches, client, "events/s"))
+        await pair(
+            "strict mode, 16 concurrent 1-event appends, NO_STREAM",
+            lambda r, i: strict.append(f"S{tag}-{r}-{i}", ours(1), expected_version=es.NO_STREAM),
+            lambda r, i: raw_append(f"s{tag}-{r}-{i}", 1, StreamState.NO_STREAM),
+            appends,
+            16,
+        )
+        await pair(
+            "strict mode, 100-event batches, NO_STREAM",
+            lambda r, i: strict.append(
+                f"SB{tag}-{r}-{i}", ours(100), expected_version=es.NO_STREAM
+            ),
+            lambda r, i: raw_append(f"sb{tag}-{r}-{i}", 100, StreamState.NO_STREAM),
+            batches,
+            1,
+            per_op=100,
+        )
 
         # read_all: the whole log, same page size on both sides.
         start = time.perf_counter()
@@ -183,11 +176,6 @@ async def bench(
         rows.append(("subscription latency, median", adapter_latency, raw_latency, "ms"))
     await raw.close()
     return rows
-
-
-def client_single(rows: list[tuple[str, float, float, str]]) -> float:
-    """The raw single-event NO_STREAM rate, the baseline of the strict mode's appends."""
-    return rows[0][2]
 
 
 async def _latency_adapter(store: es.EventStore, tag: str, samples: int) -> float:
@@ -245,9 +233,12 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=1600)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--latency-samples", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per scenario")
     args = parser.parse_args()
     with _server(args.url) as url:
-        rows = asyncio.run(bench(url, args.appends, args.batches, args.latency_samples))
+        rows = asyncio.run(
+            bench(url, args.appends, args.batches, args.latency_samples, args.rounds)
+        )
     server = (
         "the protocol double (library overhead only)" if args.url is None else "the given server"
     )

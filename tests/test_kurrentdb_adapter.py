@@ -222,6 +222,13 @@ def test_credentials_in_the_url_are_redacted() -> None:
     assert "changeit" not in store.url
 
 
+def test_a_url_the_client_refuses_fails_in_connect_without_showing_the_password() -> None:
+    with pytest.raises(es.ConfigurationError) as caught:
+        es.connect("kurrentdb://admin:s3cret@127.0.0.1:2113?nodePreference=nowhere")
+    assert "nowhere" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
 def test_all_four_schemes_are_registered() -> None:
     for scheme in ("kurrentdb", "kurrentdb+discover", "esdb", "esdb+discover"):
         store = es.connect(f"{scheme}://127.0.0.1:2113?tls=false")

@@ -49,7 +49,10 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from kurrentdbclient import AsyncKurrentDBClient, NewEvent
 from kurrentdbclient import RecordedEvent as ClientRecordedEvent
 from kurrentdbclient import StreamState as ClientStreamState
-from kurrentdbclient.connection_spec import VALID_CONNECTION_QUERY_STRING_FIELDS
+from kurrentdbclient.connection_spec import (
+    VALID_CONNECTION_QUERY_STRING_FIELDS,
+    ConnectionSpec,
+)
 from kurrentdbclient.events import CaughtUp as ClientCaughtUp
 from kurrentdbclient.events import NewEvents
 from kurrentdbclient.exceptions import NotFoundError, WrongCurrentVersionError
@@ -179,6 +182,14 @@ class KurrentDBEventStore(EventStore):
                 max_snapshot_bytes=MAX_SNAPSHOT_BYTES,
             )
         self._client_uri = _client_uri(url, options.client_options)
+        try:
+            # The client's own parser, now, so that a bad URL fails in connect (no I/O).
+            ConnectionSpec(self._client_uri)
+        except ValueError as error:
+            message = str(error)
+            if url.password:
+                message = message.replace(url.password, "***")
+            raise ConfigurationError(f"invalid KurrentDB URL {url.redacted}: {message}") from None
         self._client: AsyncKurrentDBClient | None = None
         self._timeout = options.timeout
         self._bounded: set[str] = set()
