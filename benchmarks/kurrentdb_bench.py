@@ -171,17 +171,24 @@ async def bench(
         client = raw_count / (time.perf_counter() - start)
         rows.append((f"read_all ({count} events, pages of {page})", adapter, client, "events/s"))
 
-        adapter_latency = await _latency_adapter(store, tag, latency_samples)
+        adapter_latency = await _latency_adapter(store, raw, tag, latency_samples)
         raw_latency = await _latency_raw(raw, tag, latency_samples)
         rows.append(("subscription latency, median", adapter_latency, raw_latency, "ms"))
     await raw.close()
     return rows
 
 
-async def _latency_adapter(store: es.EventStore, tag: str, samples: int) -> float:
+async def _latency_adapter(
+    store: es.EventStore, raw: AsyncKurrentDBClient, tag: str, samples: int
+) -> float:
     times: list[float] = []
     seen = asyncio.Queue[float]()
-    async with store.subscribe(filter=es.EventFilter(categories=[f"L{tag}"])) as subscription:
+    # Both sides start live, at the end of the log (the raw side from the same position).
+    now = await raw.get_commit_position(filter_exclude=())
+    after = f"{now}:{now}" if now else None
+    async with store.subscribe(
+        after=after, filter=es.EventFilter(categories=[f"L{tag}"])
+    ) as subscription:
 
         async def consume() -> None:
             async for _event in subscription:
@@ -190,7 +197,9 @@ async def _latency_adapter(store: es.EventStore, tag: str, samples: int) -> floa
         task = asyncio.create_task(consume())
         for i in range(samples):
             sent = time.perf_counter()
-            await store.append(f"L{tag}-{i}", [es.NewEvent("E", PAYLOAD)])
+            await store.append(
+                f"L{tag}-{i}", [es.NewEvent("E", PAYLOAD)], expected_version=es.NO_STREAM
+            )
             times.append((await asyncio.wait_for(seen.get(), 10)) - sent)
         task.cancel()
     return statistics.median(times) * 1000
@@ -212,7 +221,9 @@ async def _latency_raw(raw: AsyncKurrentDBClient, tag: str, samples: int) -> flo
     for i in range(samples):
         sent = time.perf_counter()
         await raw.append_to_stream(
-            f"l{tag}-{i}", events=[NewEvent(type="E", data=DATA)], current_version=StreamState.ANY
+            f"l{tag}-{i}",
+            events=[NewEvent(type="E", data=DATA)],
+            current_version=StreamState.NO_STREAM,
         )
         times.append((await asyncio.wait_for(seen.get(), 10)) - sent)
     task.cancel()
