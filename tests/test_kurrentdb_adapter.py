@@ -8,11 +8,13 @@ kurrentdbclient is used to look at what the adapter stored, never to stand in fo
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from eventstore_kurrentdb.double import DoubleConfig, KurrentDBDouble
@@ -283,6 +285,40 @@ async def test_an_unreachable_server_is_backend_unavailable_and_maybe_applied() 
         with pytest.raises(es.BackendUnavailableError) as read:
             await store.stream_version(_stream())
         assert not read.value.maybe_applied
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_tls_with_credentials_is_the_default_and_wrong_credentials_are_refused(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
+    secure = KurrentDBDouble(DoubleConfig(port=None, tls_port=0, certfile=cert, keyfile=key))
+    async with secure:
+        base = f"localhost:{secure.tls_port}?tlsCaFile={cert}"
+        async with es.connect(f"kurrentdb://admin:changeit@{base}") as store:
+            result = await store.append(_stream(), [es.NewEvent("A", {})])
+            assert result.version == 1
+        async with es.connect(f"kurrentdb://admin:wrong@{base}") as store:
+            with pytest.raises(es.EventStoreError) as caught:
+                await store.append(_stream(), [es.NewEvent("A", {})])
+            assert "wrong" not in str(caught.value)
 
 
 # -- idempotency ---------------------------------------------------------------------------
