@@ -142,6 +142,11 @@ async def test_system_streams_and_the_librarys_own_streams_never_reach_users(url
                 events=[NewEvent(type="A", data=b"{}")],
                 current_version=StreamState.ANY,
             )
+            # The library's own streams are bounded.
+            checkpoints, _ = await client.get_stream_metadata("$es-checkpoint-projector")
+            snapshots, _ = await client.get_stream_metadata(f"$es-snapshot-{stream}")
+            assert checkpoints["$maxCount"] >= 1
+            assert snapshots["$maxCount"] >= 1
         finally:
             await client.close()
         events = [e async for e in store.read_all(after=start)]
