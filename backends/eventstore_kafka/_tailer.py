@@ -95,6 +95,27 @@ class Fetcher:
             merged.update(answer)
         return merged
 
+    async def fetch_one(
+        self,
+        tp: TopicPartition,
+        offset: int,
+        timeout: float,  # noqa: ASYNC109
+    ) -> Fetched:
+        """Fetch one partition from ``offset`` until the broker answers with records or says
+        there are none (the high watermark is at ``offset``), for at most ``timeout`` s.
+
+        tansu quirk: it answers no records at all when listing the partition (its whole
+        history, on every fetch) takes longer than the fetch's wait. Each empty answer doubles
+        the wait. (The tailer's rounds adapt their wait the same way, see ``_run_round``.)
+        """
+        wait = 10
+        async with asyncio.timeout(timeout):
+            while True:
+                fetched = (await self.fetch({tp: offset}, wait)).get(tp)
+                if fetched is not None and (fetched.offsets or fetched.highwater <= offset):
+                    return fetched
+                wait = min(2 * wait, 2000)
+
     async def _fetch_node(
         self, node: int, items: list[tuple[TopicPartition, int]], wait_ms: int
     ) -> dict[TopicPartition, Fetched]:

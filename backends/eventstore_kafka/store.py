@@ -366,13 +366,11 @@ class KafkaEventStore(EventStore):
 
     async def _highwater(self, tp: TopicPartition) -> int:
         assert self._fetcher is not None
-        wait = 10
-        async with asyncio.timeout(self.options.request_timeout):
-            while True:
-                fetched = (await self._fetcher.fetch({tp: 0}, wait)).get(tp)
-                if fetched is not None and (fetched.offsets or fetched.highwater == 0):
-                    return fetched.highwater
-                wait = min(2 * wait, 2000)  # tansu: no answer when listing outlasts the wait
+        try:
+            fetched = await self._fetcher.fetch_one(tp, 0, self.options.request_timeout)
+        except TimeoutError:
+            raise BackendUnavailableError(f"{tp.topic} did not answer") from None
+        return fetched.highwater
 
     async def _index_writer(self) -> None:
         every = self.options.index_every
@@ -555,21 +553,17 @@ class KafkaEventStore(EventStore):
     async def _fetch_from(self, tp: TopicPartition, offset: int) -> dict[int, bytes]:
         """Records from ``offset`` on (at least the one at ``offset``), by raw fetches."""
         assert self._fetcher is not None
-        wait = 10
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.request_timeout
-        while True:
-            answer = await self._fetcher.fetch({tp: offset}, wait)
-            fetched = answer.get(tp)
-            if fetched is not None and fetched.offsets:
-                return dict(zip(fetched.offsets, fetched.values, strict=True))
-            if loop.time() > deadline:
-                raise BackendUnavailableError(
-                    f"offset {offset} of {tp.topic}/{tp.partition} could not be fetched "
-                    f"within request_timeout={self.options.request_timeout}s"
-                )
-            # tansu answers nothing when listing the partition outlasts the wait: wait longer.
-            wait = min(wait * 2, 2000)
+        timeout = self.options.request_timeout
+        try:
+            fetched = await self._fetcher.fetch_one(tp, offset, timeout)
+        except TimeoutError:
+            fetched = None
+        if fetched is None or not fetched.offsets or fetched.offsets[0] != offset:
+            raise BackendUnavailableError(
+                f"offset {offset} of {tp.topic}/{tp.partition} could not be fetched "
+                f"within request_timeout={timeout}s"
+            )
+        return dict(zip(fetched.offsets, fetched.values, strict=True))
 
     def _events_of(
         self, partition: int, record: int, value: bytes
