@@ -659,7 +659,9 @@ class KafkaEventStore(EventStore):
             tailer.offer(partition, metadata.offset, value)
             try:
                 if not future.done():
-                    await tailer.reach({partition: metadata.offset + 1}, timeout)
+                    # Others' records precede this one: the long poll is bringing them.
+                    patience = 4 * self.options.fetch_wait_ms / 1000
+                    await tailer.reach({partition: metadata.offset + 1}, timeout, patience)
             except TimeoutError:
                 raise BackendUnavailableError(
                     f"the record was written at offset {metadata.offset} but could not be read "
