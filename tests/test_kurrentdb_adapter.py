@@ -234,6 +234,8 @@ def test_a_url_the_client_refuses_fails_in_connect_without_showing_the_password(
         es.connect("kurrentdb://admin:s3cret@127.0.0.1:2113?nodePreference=nowhere")
     assert "nowhere" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+    with pytest.raises(es.ConfigurationError, match="Username and password are required"):
+        es.connect("kurrentdb://127.0.0.1:2113")  # TLS (the default) needs credentials
 
 
 def test_all_four_schemes_are_registered() -> None:

@@ -184,11 +184,9 @@ class KurrentDBEventStore(EventStore):
         self._parsed_url = url
         self._client_uri = _client_uri(url, options.client_options)
         try:
-            # The client's own parser, now, so that a bad URL fails in connect (no I/O). Its
-            # one rule about credentials (TLS needs a user and password) is left to open():
-            # connect() refusing a URL without them would read as "backend not installed" to
-            # callers that probe schemes with bare URLs.
-            ConnectionSpec(_with_placeholder_credentials(self._client_uri))
+            # The client's own parser, now, so that a bad URL (or a TLS one without the user
+            # and password the client requires) fails in connect, with no I/O.
+            ConnectionSpec(self._client_uri)
         except ValueError as error:
             raise _invalid_url(url, error) from None
         self._client: AsyncKurrentDBClient | None = None
@@ -572,13 +570,6 @@ def _escape_stream(stream: str) -> str:
 def translated_missing(commit: int) -> EventStoreError:
     """An append succeeded but no event is at the position it answered (never expected)."""
     return EventStoreError(f"no event at position {commit} right after appending it")
-
-
-def _with_placeholder_credentials(uri: str) -> str:
-    parts = urlsplit(uri)
-    if "@" in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc="user:password@" + parts.netloc))
 
 
 def _invalid_url(url: ParsedUrl, error: ValueError) -> ConfigurationError:
