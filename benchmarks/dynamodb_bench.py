@@ -40,7 +40,7 @@ import aioboto3
 import eventstore_core as es
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from eventstore_dynamodb.items import item_size
+from eventstore_dynamodb._items import item_size
 from services.dynamodb import (
     dynamodb_url,
     endpoint_of,
@@ -319,7 +319,7 @@ async def run(url: str, scale: float) -> list[Row]:
     stores = [es.connect(table_url, page_size=500) for _ in range(4)]
     for store in stores:
         await store.open()
-        instrument(store._client, meter)  # type: ignore[attr-defined]
+        instrument(store._table.client, meter)  # type: ignore[attr-defined]
     try:
         meter.current = Capacity()  # keep setup and warm-up off the rows
         await stores[0].setup()

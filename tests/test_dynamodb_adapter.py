@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from eventstore_dynamodb import DynamoDBEventStore
-from eventstore_dynamodb import items as keys
+from eventstore_dynamodb import _items as keys
 from services.dynamodb import dynamodb_url, engine_of, with_table
 
 import eventstore_core as es
@@ -155,7 +155,7 @@ async def test_transaction_conflict_is_retried_then_succeeds(
     # DynamoDB Local serialises transactions, so it never reports TransactionConflict by
     # itself: the first two attempts are refused the way AWS refuses them, then the real call
     # goes through to the engine.
-    real = store._client.transact_write_items
+    real = store._table.client.transact_write_items
     calls = 0
 
     async def conflicting(**kwargs: Any) -> Any:
@@ -165,7 +165,7 @@ async def test_transaction_conflict_is_retried_then_succeeds(
             raise _cancelled(len(kwargs["TransactItems"]), "TransactionConflict")
         return await real(**kwargs)
 
-    monkeypatch.setattr(store._client, "transact_write_items", conflicting)
+    monkeypatch.setattr(store._table.client, "transact_write_items", conflicting)
     result = await store.append("Conflict-1", _events(2), expected_version=es.NO_STREAM)
     assert calls == 3
     assert result.version == 2
@@ -182,7 +182,7 @@ async def test_conflicts_beyond_retry_timeout_raise_backend_unavailable(
         async def always_conflicting(**kwargs: Any) -> Any:
             raise _cancelled(len(kwargs["TransactItems"]), "TransactionConflict")
 
-        monkeypatch.setattr(store._client, "transact_write_items", always_conflicting)
+        monkeypatch.setattr(store._table.client, "transact_write_items", always_conflicting)
         with pytest.raises(es.BackendUnavailableError, match="TransactionConflict") as caught:
             await store.append("Conflict-2", _events(1))
         assert caught.value.maybe_applied is False
@@ -191,7 +191,7 @@ async def test_conflicts_beyond_retry_timeout_raise_backend_unavailable(
 async def test_throttling_is_retried(
     store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = store._client.transact_write_items
+    real = store._table.client.transact_write_items
     calls = 0
 
     async def throttled(**kwargs: Any) -> Any:
@@ -204,7 +204,7 @@ async def test_throttling_is_retried(
             )
         return await real(**kwargs)
 
-    monkeypatch.setattr(store._client, "transact_write_items", throttled)
+    monkeypatch.setattr(store._table.client, "transact_write_items", throttled)
     assert (await store.append("Throttle-1", _events(1))).version == 1
     assert calls == 2
 
@@ -216,7 +216,7 @@ async def test_retry_after_a_lost_answer_returns_the_original_result(
     # which the adapter reads back as "already written": one copy, the original result.
     from botocore.exceptions import ReadTimeoutError
 
-    real = store._client.transact_write_items
+    real = store._table.client.transact_write_items
     calls = 0
 
     async def lost_answer(**kwargs: Any) -> Any:
@@ -227,7 +227,7 @@ async def test_retry_after_a_lost_answer_returns_the_original_result(
             raise ReadTimeoutError(endpoint_url="http://dynamodb")
         return answer
 
-    monkeypatch.setattr(store._client, "transact_write_items", lost_answer)
+    monkeypatch.setattr(store._table.client, "transact_write_items", lost_answer)
     result = await store.append("Lost-1", _events(3), expected_version=es.NO_STREAM)
     assert (result.version, str(result.position)) == (3, "3")
     assert len(await _all(store)) == 3
@@ -238,13 +238,13 @@ async def test_id_guards_carry_their_batch_bounds(store: DynamoDBEventStore) -> 
     await store.append("Guard-1", _events(1))
     batch = _events(3)
     original = await store.append("Guard-1", batch)
-    guards = [await store._get(keys.guard_key(event.id)) for event in batch]
+    guards = [await store._table.get(keys.guard_key(event.id)) for event in batch]
     assert [keys.guard_bounds(guard or {}) for guard in guards] == [(2, 4)] * 3
     assert await store.append("Guard-1", batch) == original
     with pytest.raises(es.DuplicateEventIdError):
         await store.append("Guard-1", batch[1:])
     # A guard without bounds (written before they existed) matches no retry.
-    await store._call(
+    await store._table.call(
         "update_item",
         write=True,
         TableName=store.table,
@@ -273,7 +273,7 @@ async def test_stale_head_cache_only_costs_a_retry(table_url: str) -> None:
 
 async def _raw_reserve(store: DynamoDBEventStore, n: int) -> int:
     """Reserve positions the way a writer does, then never commit: a crashed writer."""
-    answer = await store._client.update_item(
+    answer = await store._table.client.update_item(
         TableName=store.table,
         Key=keys.COUNTER_KEY,
         UpdateExpression="ADD pos :n",
@@ -294,17 +294,17 @@ async def test_reader_never_passes_a_reserved_position_until_it_is_filled(
         # Positions 3 and 4 reserved by a writer still committing; 4 is visible, 3 not yet
         # (writers commit out of order; on AWS a Query may also see a transaction half-applied).
         assert await _raw_reserve(store, 2) == 4
-        item = await store._get(keys.all_key(2))
+        item = await store._table.get(keys.all_key(2))
         assert item is not None
 
         def at(position: int) -> dict[str, Any]:
             body = item | keys.all_key(position) | {"pos": {"N": str(position)}}
             return body | {"id": {"S": str(uuid.uuid4())}}
 
-        await store._client.put_item(TableName=store.table, Item=at(4))
+        await store._table.client.put_item(TableName=store.table, Item=at(4))
         assert [str(e.position) for e in await _all(store)] == ["1", "2"]
         assert await _all(store, after=second.position) == []
-        await store._client.put_item(TableName=store.table, Item=at(3))
+        await store._table.client.put_item(TableName=store.table, Item=at(3))
         assert [str(e.position) for e in await _all(store, after=first.position)] == [
             "2",
             "3",
@@ -324,7 +324,7 @@ async def test_a_crashed_writers_position_is_voided_after_hole_timeout(table_url
         assert [e.version for e in await _all(store)] == [1, 2]  # voided, read on
         # Should the writer wake up now, its event cannot land behind the readers any more.
         with pytest.raises(ClientError, match="ConditionalCheckFailed"):
-            await store._client.put_item(
+            await store._table.client.put_item(
                 TableName=store.table,
                 Item=keys.all_key(crashed) | {"late": {"BOOL": True}},
                 ConditionExpression="attribute_not_exists(pk)",
@@ -335,8 +335,8 @@ async def test_a_writer_whose_positions_were_voided_retries_at_new_ones(
     store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stolen = await _raw_reserve(store, 1)
-    await store._void([stolen])  # a reader gave up waiting for this writer
-    real = store._reserve
+    await store._writer.void([stolen])  # a reader gave up waiting for this writer
+    real = store._writer.reserve
     reservations: list[int] = []
 
     async def slow_writer(n: int) -> int:
@@ -344,7 +344,7 @@ async def test_a_writer_whose_positions_were_voided_retries_at_new_ones(
         reservations.append(last)
         return last
 
-    monkeypatch.setattr(store, "_reserve", slow_writer)
+    monkeypatch.setattr(store._writer, "reserve", slow_writer)
     result = await store.append("Late-1", _events(1))
     assert reservations == [stolen, stolen + 1]
     assert str(result.position) == str(stolen + 1)
@@ -358,7 +358,7 @@ async def test_a_stream_never_commits_a_version_at_an_earlier_position(
     # committing the next version at p would put the stream out of global order.
     await store.append("Order-1", _events(1))
     early = await _raw_reserve(store, 1)
-    real = store._reserve
+    real = store._writer.reserve
     reservations: list[int] = []
 
     async def stalled(n: int) -> int:
@@ -367,7 +367,7 @@ async def test_a_stream_never_commits_a_version_at_an_earlier_position(
         return last
 
     await store.append("Order-1", _events(1))  # version 2, at early + 1
-    monkeypatch.setattr(store, "_reserve", stalled)
+    monkeypatch.setattr(store._writer, "reserve", stalled)
     result = await store.append("Order-1", _events(1), expected_version=2)
     assert reservations == [early, early + 2]
     assert result.version == 3
@@ -475,7 +475,7 @@ async def test_setup_creates_the_table_once_even_when_run_concurrently(table_url
         await stores[0].setup()  # and again, later
         first = stores[0]
         assert isinstance(first, DynamoDBEventStore)
-        described = await first._client.describe_table(TableName=first.table)
+        described = await first._table.client.describe_table(TableName=first.table)
         table = described["Table"]
         assert table["TableStatus"] == "ACTIVE"
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
@@ -489,7 +489,7 @@ async def test_a_table_with_another_key_schema_is_refused(ddb_url: str) -> None:
     name = f"t_{uuid.uuid4().hex[:12]}"
     async with es.connect(with_table(ddb_url, name)) as opened:
         assert isinstance(opened, DynamoDBEventStore)
-        await opened._client.create_table(
+        await opened._table.client.create_table(
             TableName=name,
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -540,7 +540,7 @@ async def test_a_subscription_waiting_at_a_hole_sees_its_late_commit_without_the
         assert isinstance(store, DynamoDBEventStore)
         await store.setup()
         await store.append("Late-0", _events(1))
-        template = await store._get(keys.all_key(1))
+        template = await store._table.get(keys.all_key(1))
         assert template is not None
         async with store.subscribe() as subscription:
             iterator = aiter(subscription)
@@ -551,7 +551,7 @@ async def test_a_subscription_waiting_at_a_hole_sees_its_late_commit_without_the
             await asyncio.sleep(0.3)
             assert not following.done()  # never past the hole
             late = template | keys.all_key(hole) | {"pos": {"N": str(hole)}}
-            await store._client.put_item(
+            await store._table.client.put_item(
                 TableName=store.table,
                 Item=late | {"sid": {"S": "Late-1"}, "id": {"S": str(uuid.uuid4())}},
             )
