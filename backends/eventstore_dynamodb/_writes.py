@@ -20,10 +20,13 @@ How an append stays correct with any number of writer processes (the measured co
 
 What the storage found is reported to the core (:class:`~eventstore_core.adapter.Refused`),
 which decides between an idempotent retry, :class:`DuplicateEventIdError` and
-:class:`ConcurrencyError`, and calls again when the stream moved to a version the expectation
-allows. What stays here is the storage's own business: positions voided by a reader, a stream
-whose last event sits after our positions, ``TransactionConflict`` and throttling (retried with
-jittered backoff until ``retry_timeout``, then :class:`BackendUnavailableError`).
+:class:`ConcurrencyError`. What stays here is the storage's own business: positions voided by
+a reader, a stream whose last event sits after our positions, ``TransactionConflict`` and
+throttling (retried with jittered backoff until ``retry_timeout``, then
+:class:`BackendUnavailableError`), and the race of optimistic writers on one stream head: a
+head that moved to a version ``expected_range`` allows is tried again at once, with the same
+positions. (Through the core's bounded re-call instead, 12 of 20 concurrent ``ANY`` appends to
+one stream failed with ``ConcurrencyError``.)
 
 A failed head condition comes back with the current version
 (``ReturnValuesOnConditionCheckFailure``), so the next attempt needs no extra read.
@@ -240,11 +243,19 @@ class Writer:
                     if codes and codes[0] == _FAILED:
                         # DynamoDB refused the head's condition, and says what the head is.
                         actual, stream_last = await self._actual_head(reasons[0], stream_id)
-                        if actual != head:
-                            # The stream is elsewhere: the core tells a conflict from a race
-                            # (and then calls again, with the cached version just learnt).
-                            return Refused(actual)
+                        if not lo <= actual <= hi:
+                            return Refused(actual)  # for the core: a ConcurrencyError
                         if backoff.expired:
+                            raise _gave_up(codes, backoff, maybe_applied) from error
+                        if actual != head:
+                            # A race: another writer moved the stream to a version that
+                            # ``expected`` allows. Go again at it here, not through the core:
+                            # on a hot stream a writer may lose many such races in a row (the
+                            # core gives a few attempts), and here positions can be kept.
+                            head = actual
+                        elif stream_last < first and not await backoff.wait():
+                            # Refused with the values we sent (a head changed and changed back
+                            # cannot happen; a foreign head item can): don't spin.
                             raise _gave_up(codes, backoff, maybe_applied) from error
                         if stream_last >= first:
                             # The stream has an event after our positions (reserved earlier,
@@ -252,10 +263,6 @@ class Writer:
                             # stays the global order.
                             await self.void(range(first, last + 1))
                             last = await self.reserve(n)
-                        elif not await backoff.wait():
-                            # Refused with the values we sent (a head changed and changed back
-                            # cannot happen; a foreign head item can): don't spin.
-                            raise _gave_up(codes, backoff, maybe_applied) from error
                         continue
                     if _FAILED in codes[1 + n : 1 + 2 * n]:
                         # A reader gave up waiting for our positions and voided them.
@@ -268,12 +275,19 @@ class Writer:
                         # Engines that report only some failed conditions (moto) land here on
                         # a moved head: read it to tell that from foreign writes.
                         moved, _ = await self._actual_head({}, stream_id)
-                        if moved != head:
+                        if moved == head:
+                            raise EventStoreError(
+                                f"stream {stream_id!r}: an event item exists beyond the version "
+                                "in its head item; the table was changed outside eventstore"
+                            ) from error
+                        if not lo <= moved <= hi:
                             return Refused(moved)
-                        raise EventStoreError(
-                            f"stream {stream_id!r}: an event item exists beyond the version "
-                            "in its head item; the table was changed outside eventstore"
-                        ) from error
+                        if backoff.expired:
+                            raise _gave_up(codes, backoff, maybe_applied) from error
+                        head = moved
+                        await self.void(range(first, last + 1))
+                        last = await self.reserve(n)
+                        continue
                     # TransactionConflict (another transaction holds one of the items),
                     # throttling, ...: back off and try again.
                     if await backoff.wait():
