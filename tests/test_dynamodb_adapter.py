@@ -3,17 +3,22 @@
 All against a real engine (tests/services/dynamodb.py: DynamoDB Local, or the URL in
 ``EVENTSTORE_TEST_DYNAMODB_URL``), each test in a table of its own: DynamoDB's own limits
 (4 MB per transaction, 400 KB per item), conflicts and their retry, writer processes racing on
-the global counter, a transaction caught half-visible, table creation, cross-process wake-ups.
+the global counter, a transaction caught half-visible, table creation, cross-process wake-ups,
+an answer lost after the transaction was sent (through a TCP proxy), and what reaches the logs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import multiprocessing
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
@@ -573,3 +578,182 @@ async def test_an_unreachable_endpoint_raises_backend_unavailable_not_a_driver_e
         with pytest.raises(es.BackendUnavailableError) as appending:
             await store.append("Any-1", _events(1))
         assert not appending.value.maybe_applied  # the connection was never made
+
+
+# -- lost answers, hostile input, secrets in logs ------------------------------------------
+
+
+class LossyProxy:
+    """A TCP proxy in front of the engine that can lose one answer and then go down.
+
+    Armed with an operation name (the ``X-Amz-Target`` of a request), it forwards that request
+    to the engine, receives the engine's answer, and instead of passing it on drops every
+    client connection and stops listening: the request was sent and applied, the client saw
+    its connection break, and every retry is refused at connect. :meth:`start` again is the
+    engine coming back.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        from services.dynamodb import free_port
+
+        parts = urlsplit(endpoint)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
+        self._armed: bytes | None = None
+        self.answers_lost = 0
+
+    def lose_answer_of(self, operation: str) -> None:
+        """Lose the answer of the next request for ``operation``, then go down."""
+        self._armed = f"DynamoDB_20120810.{operation}".encode()
+
+    async def start(self) -> None:
+        """Listen (again) on the same port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        """Stop listening and break every open connection (refused from now on)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._connections):
+            writer.transport.abort()
+        self._connections.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        self._connections.update((writer, up_writer))
+        losing = False
+
+        async def requests() -> None:
+            nonlocal losing
+            while data := await reader.read(65536):
+                if self._armed is not None and self._armed in data:
+                    losing, self._armed = True, None
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def answers() -> None:
+            while data := await up_reader.read(65536):
+                if losing:  # the engine has answered: it applied the request
+                    self.answers_lost += 1
+                    await self.stop()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await asyncio.gather(requests(), answers())
+        for end in (writer, up_writer):
+            self._connections.discard(end)
+            end.transport.abort()
+
+
+@pytest.fixture
+async def proxy(ddb_url: str) -> AsyncIterator[LossyProxy]:
+    """A :class:`LossyProxy` in front of the session's engine, listening."""
+    from services.dynamodb import endpoint_of
+
+    endpoint = endpoint_of(ddb_url)
+    if endpoint is None:
+        pytest.skip("the engine is AWS itself: no endpoint to put a proxy in front of")
+    started = LossyProxy(endpoint)
+    await started.start()
+    yield started
+    await started.stop()
+
+
+async def test_an_append_whose_answer_was_lost_says_maybe_applied_and_a_retry_writes_once(
+    table_url: str, proxy: LossyProxy
+) -> None:
+    # The transaction commits, its answer is lost, and the retry cannot even connect: the
+    # last failure alone ("cannot connect") would say nothing was written.
+    from services.dynamodb import make_url
+
+    table = urlsplit(table_url).netloc
+    async with (
+        es.connect(table_url) as direct,
+        es.connect(
+            make_url(proxy.endpoint, table), retry_timeout=0.3, connect_timeout=0.5
+        ) as store,
+    ):
+        await direct.setup()
+        batch = _events(3)
+        proxy.lose_answer_of("TransactWriteItems")
+        with pytest.raises(es.BackendUnavailableError) as caught:
+            await store.append("Lost-2", batch, expected_version=es.NO_STREAM)
+        assert proxy.answers_lost == 1
+        assert caught.value.maybe_applied is True
+        assert await direct.stream_version("Lost-2") == 3  # it was applied
+        await proxy.start()  # the engine is back; the caller retries the same batch
+        result = await store.append("Lost-2", batch, expected_version=es.NO_STREAM)
+        assert result.version == 3
+        events = await _all(direct)
+        assert [e.id for e in events] == [e.id for e in batch]
+        assert str(result.position) == str(events[-1].position)
+
+
+async def test_a_checkpoint_whose_answer_was_lost_says_maybe_applied(
+    table_url: str, proxy: LossyProxy
+) -> None:
+    from services.dynamodb import make_url
+
+    table = urlsplit(table_url).netloc
+    async with (
+        es.connect(table_url) as direct,
+        es.connect(
+            make_url(proxy.endpoint, table), retry_timeout=0.3, connect_timeout=0.5
+        ) as store,
+    ):
+        await direct.setup()
+        await direct.append("Cp-1", _events(1))
+        [event] = await _all(direct)
+        proxy.lose_answer_of("PutItem")
+        with pytest.raises(es.BackendUnavailableError) as caught:
+            await store.save_checkpoint("projector", event.position)
+        assert caught.value.maybe_applied is True
+        assert await direct.load_checkpoint("projector") == event.position
+
+
+@pytest.mark.parametrize("field", ["correlation_id", "causation_id"])
+async def test_a_lone_surrogate_in_an_id_is_invalid_input_and_nothing_is_sent(
+    store: DynamoDBEventStore, field: str
+) -> None:
+    counter = await store._table.read_counter()
+    event = es.NewEvent("Happened", {}, **{field: "abc\ud800"})  # type: ignore[arg-type]
+    with pytest.raises(es.InvalidEventError) as caught:
+        await store.append("Surrogate-1", [event])
+    assert not isinstance(caught.value, UnicodeError)
+    assert await store.stream_version("Surrogate-1") == 0
+    assert await store._table.read_counter() == counter  # not even a position reserved
+
+
+async def test_debug_logs_of_real_calls_carry_no_session_token_or_signature(
+    ddb_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if engine_of(ddb_url) == "aws":
+        pytest.skip("needs a local engine, which accepts any credentials")
+    token = "FQoGZXIvYXdzEXAMPLEsessionTOKEN/abc+def=="
+    secret = "eventstoreSECRETkey"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "eventstoretest")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    caplog.set_level(logging.DEBUG)
+    url = with_table(ddb_url, f"t_{uuid.uuid4().hex[:12]}")
+    async with es.connect(url) as store:
+        await store.setup()
+        await store.append("Secret-1", _events(2))
+        [first, _] = await _all(store)
+        await store.save_checkpoint("c", first.position)
+    logged = caplog.text
+    # The requests were logged (botocore at DEBUG), with their secrets masked.
+    assert "X-Amz-Security-Token" in logged
+    assert "x-amz-security-token:***" in logged  # botocore.auth's canonical request
+    assert "'Authorization': b'***'" in logged  # botocore.endpoint's prepared request
+    assert token not in logged
+    assert token.split("/")[0] not in logged  # not even a part of it
+    assert secret not in logged
+    assert not re.search(r"(?i)signature\s*[:=]\s*[0-9a-f]{16}", logged)
