@@ -1,6 +1,6 @@
 """DynamoDB-specific behaviour the shared conformance suite cannot provoke portably.
 
-All against a real engine (tests/services/dynamodb.py: DynamoDB Local, or the URL in
+All against a real engine (eventstore_core/local/dynamodb.py: DynamoDB Local, or the URL in
 ``EVENTSTORE_TEST_DYNAMODB_URL``), each test in a table of its own: DynamoDB's own limits
 (4 MB per transaction, 400 KB per item), conflicts and their retry, writer processes racing on
 the global counter, a transaction caught half-visible, table creation, cross-process wake-ups,
@@ -24,9 +24,9 @@ import pytest
 from botocore.exceptions import ClientError
 from eventstore_dynamodb import DynamoDBEventStore
 from eventstore_dynamodb import _items as keys
-from services.dynamodb import dynamodb_url, engine_of, with_table
 
 import eventstore_core as es
+from eventstore_core.local.dynamodb import dynamodb_url, engine_of, with_table
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -567,7 +567,7 @@ async def test_a_subscription_waiting_at_a_hole_sees_its_late_commit_without_the
 
 
 async def test_an_unreachable_endpoint_raises_backend_unavailable_not_a_driver_error() -> None:
-    from services.dynamodb import ensure_dummy_credentials, free_port, make_url
+    from eventstore_core.local.dynamodb import ensure_dummy_credentials, free_port, make_url
 
     ensure_dummy_credentials()
     url = make_url(f"http://127.0.0.1:{free_port()}", "nowhere")
@@ -594,7 +594,7 @@ class LossyProxy:
     """
 
     def __init__(self, endpoint: str) -> None:
-        from services.dynamodb import free_port
+        from eventstore_core.local.dynamodb import free_port
 
         parts = urlsplit(endpoint)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -654,7 +654,7 @@ class LossyProxy:
 @pytest.fixture
 async def proxy(ddb_url: str) -> AsyncIterator[LossyProxy]:
     """A :class:`LossyProxy` in front of the session's engine, listening."""
-    from services.dynamodb import endpoint_of
+    from eventstore_core.local.dynamodb import endpoint_of
 
     endpoint = endpoint_of(ddb_url)
     if endpoint is None:
@@ -670,7 +670,7 @@ async def test_an_append_whose_answer_was_lost_says_maybe_applied_and_a_retry_wr
 ) -> None:
     # The transaction commits, its answer is lost, and the retry cannot even connect: the
     # last failure alone ("cannot connect") would say nothing was written.
-    from services.dynamodb import make_url
+    from eventstore_core.local.dynamodb import make_url
 
     table = urlsplit(table_url).netloc
     async with (
@@ -698,7 +698,7 @@ async def test_an_append_whose_answer_was_lost_says_maybe_applied_and_a_retry_wr
 async def test_a_checkpoint_whose_answer_was_lost_says_maybe_applied(
     table_url: str, proxy: LossyProxy
 ) -> None:
-    from services.dynamodb import make_url
+    from eventstore_core.local.dynamodb import make_url
 
     table = urlsplit(table_url).netloc
     async with (
