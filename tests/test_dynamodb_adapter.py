@@ -14,6 +14,8 @@ import contextlib
 import logging
 import multiprocessing
 import re
+import socket
+import struct
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -590,10 +592,11 @@ class LossyProxy:
     to the engine, receives the engine's answer, and instead of passing it on drops every
     client connection and stops listening: the request was sent and applied, the client saw
     its connection break, and every retry is refused at connect. :meth:`start` again is the
-    engine coming back.
+    engine coming back. ``reset`` breaks the connections with a TCP reset (the client sees
+    ``ECONNRESET``) instead of a close.
     """
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, *, reset: bool = False) -> None:
         from eventstore_core.local.dynamodb import free_port
 
         parts = urlsplit(endpoint)
@@ -603,6 +606,7 @@ class LossyProxy:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
         self._armed: bytes | None = None
+        self._reset = reset
         self.answers_lost = 0
 
     def lose_answer_of(self, operation: str) -> None:
@@ -619,6 +623,10 @@ class LossyProxy:
         if server is not None:
             server.close()
         for writer in list(self._connections):
+            sock = writer.get_extra_info("socket")
+            if self._reset and sock is not None:
+                # Linger 0: close() sends RST, not FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
         self._connections.clear()
 
@@ -651,15 +659,17 @@ class LossyProxy:
             end.transport.abort()
 
 
-@pytest.fixture
-async def proxy(ddb_url: str) -> AsyncIterator[LossyProxy]:
-    """A :class:`LossyProxy` in front of the session's engine, listening."""
+@pytest.fixture(params=["closed", "reset"])
+async def proxy(ddb_url: str, request: pytest.FixtureRequest) -> AsyncIterator[LossyProxy]:
+    """A :class:`LossyProxy` in front of the session's engine, listening; it breaks
+    connections with a close, or with a TCP reset (which aiobotocore reports as a connection
+    error, like a refused connect)."""
     from eventstore_core.local.dynamodb import endpoint_of
 
     endpoint = endpoint_of(ddb_url)
     if endpoint is None:
         pytest.skip("the engine is AWS itself: no endpoint to put a proxy in front of")
-    started = LossyProxy(endpoint)
+    started = LossyProxy(endpoint, reset=request.param == "reset")
     await started.start()
     yield started
     await started.stop()
@@ -686,6 +696,7 @@ async def test_an_append_whose_answer_was_lost_says_maybe_applied_and_a_retry_wr
             await store.append("Lost-2", batch, expected_version=es.NO_STREAM)
         assert proxy.answers_lost == 1
         assert caught.value.maybe_applied is True
+        assert "answer was lost" in str(caught.value)
         assert await direct.stream_version("Lost-2") == 3  # it was applied
         await proxy.start()  # the engine is back; the caller retries the same batch
         result = await store.append("Lost-2", batch, expected_version=es.NO_STREAM)

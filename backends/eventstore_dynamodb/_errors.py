@@ -137,8 +137,10 @@ def translate(
             "AWS_DEFAULT_REGION)"
         )
     if _not_sent(error):
+        earlier = ", after an earlier attempt whose answer was lost" if maybe_applied else ""
         return BackendUnavailableError(
-            f"DynamoDB {operation}: cannot connect ({error})", maybe_applied=maybe_applied
+            f"DynamoDB {operation}: cannot connect ({error}){earlier}",
+            maybe_applied=maybe_applied,
         )
     if isinstance(error, _CONNECTION):
         return BackendUnavailableError(
