@@ -678,16 +678,15 @@ async def proxy(ddb_url: str, request: pytest.FixtureRequest) -> AsyncIterator[L
 async def test_an_append_whose_answer_was_lost_says_maybe_applied_and_a_retry_writes_once(
     table_url: str, proxy: LossyProxy
 ) -> None:
-    # The transaction commits, its answer is lost, and the retry cannot even connect: the
-    # last failure alone ("cannot connect") would say nothing was written.
+    # The transaction commits, its answer is lost, and the retries cannot even connect: the
+    # last failure alone ("cannot connect") would say nothing was written. retry_timeout
+    # leaves room for retries after the loss, which is the case this is about.
     from eventstore_core.local.dynamodb import make_url
 
     table = urlsplit(table_url).netloc
     async with (
         es.connect(table_url) as direct,
-        es.connect(
-            make_url(proxy.endpoint, table), retry_timeout=0.3, connect_timeout=0.5
-        ) as store,
+        es.connect(make_url(proxy.endpoint, table), retry_timeout=2, connect_timeout=0.5) as store,
     ):
         await direct.setup()
         batch = _events(3)
@@ -714,9 +713,7 @@ async def test_a_checkpoint_whose_answer_was_lost_says_maybe_applied(
     table = urlsplit(table_url).netloc
     async with (
         es.connect(table_url) as direct,
-        es.connect(
-            make_url(proxy.endpoint, table), retry_timeout=0.3, connect_timeout=0.5
-        ) as store,
+        es.connect(make_url(proxy.endpoint, table), retry_timeout=1, connect_timeout=0.5) as store,
     ):
         await direct.setup()
         await direct.append("Cp-1", _events(1))
