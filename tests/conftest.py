@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from eventstore_conformance import Shortfall
+from eventstore_conformance import HoldCommit, NotApplicable, Shortfall
 
 from eventstore_core.errors import ConfigurationError
 from eventstore_core.registry import load_backend
@@ -132,3 +132,14 @@ def eventstore_shortfalls(request: pytest.FixtureRequest) -> list[Shortfall]:
     callspec = getattr(request.node, "callspec", None)
     backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
     return SHORTFALLS.get(backend, [])
+
+
+@pytest.fixture
+def eventstore_hold_commit(request: pytest.FixtureRequest) -> HoldCommit | NotApplicable | None:
+    """The hold-commit hook of the backend under test (``commit_holds.HOLDS``); none for a
+    store given with ``--eventstore-url``."""
+    from commit_holds import HOLDS
+
+    callspec = getattr(request.node, "callspec", None)
+    backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
+    return HOLDS.get(backend)

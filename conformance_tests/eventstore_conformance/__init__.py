@@ -10,6 +10,14 @@ in :mod:`eventstore_conformance.suite`; :func:`requires` marks a test with the c
 it needs.
 """
 
+from eventstore_conformance.faults import (
+    CommitGate,
+    HeldAppend,
+    HoldCommit,
+    NotApplicable,
+    hold_append,
+    not_applicable,
+)
 from eventstore_conformance.harness import StoreContext, requires, store_test
 from eventstore_conformance.plugin import (
     STRUCTURAL_CAPABILITIES,
@@ -22,27 +30,40 @@ from eventstore_conformance.plugin import (
     pytest_collect_file,
     pytest_configure,
     pytest_load_initial_conftests,
+    pytest_sessionfinish,
     pytest_terminal_summary,
+    pytest_unconfigure,
 )
 from eventstore_conformance.shortfalls import Shortfall, never, notimpl, notyet
+
+#: The fault hooks' fixtures (eventstore_hold_commit, ...) live in their own plugin module.
+pytest_plugins = ["eventstore_conformance.faults"]
 
 __all__ = [
     "STRUCTURAL_CAPABILITIES",
     "SUITE_DIR",
+    "CommitGate",
+    "HeldAppend",
+    "HoldCommit",
+    "NotApplicable",
     "Shortfall",
     "StoreContext",
     "eventstore_capabilities",
     "eventstore_requirements",
     "eventstore_shortfalls",
     "eventstore_url",
+    "hold_append",
     "never",
+    "not_applicable",
     "notimpl",
     "notyet",
     "pytest_addoption",
     "pytest_collect_file",
     "pytest_configure",
     "pytest_load_initial_conftests",
+    "pytest_sessionfinish",
     "pytest_terminal_summary",
+    "pytest_unconfigure",
     "requires",
     "store_test",
 ]
