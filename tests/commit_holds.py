@@ -36,14 +36,15 @@ from eventstore_conformance import (
 
 import eventstore_core as es
 
-__all__ = ["HOLDS", "hold_dynamodb", "hold_postgres", "hold_sqlite"]
+__all__ = ["HOLDS", "hold_at_seam", "hold_dynamodb", "hold_sqlite"]
 
 
 @contextlib.asynccontextmanager
-async def hold_postgres(
+async def hold_at_seam(
     store: es.EventStore, stream_id: str, events: Sequence[es.NewEvent]
 ) -> AsyncIterator[HeldAppend]:
-    """Hold the append's transaction between its INSERT and its COMMIT."""
+    """Hold the append at the adapter's ``_hold_commit`` seam (PostgreSQL: between its INSERT
+    and its COMMIT)."""
     gate = CommitGate()
 
     def seam(stream: str) -> Awaitable[None] | None:
@@ -122,6 +123,6 @@ HOLDS: dict[str, HoldCommit | NotApplicable] = {
     "memory": _MEMORY,
     "memory3": _MEMORY,
     "sqlite": hold_sqlite,
-    "postgres": hold_postgres,
+    "postgres": hold_at_seam,
     "dynamodb": hold_dynamodb,
 }
