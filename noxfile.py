@@ -7,7 +7,7 @@
 Sessions run in the project's own environment through ``uv run`` (the locked dependencies of
 ``uv sync``), so nox creates no virtualenvs of its own and a session tests exactly
 what CI tests. Services (PostgreSQL, DynamoDB Local) are started by the test harness itself,
-without Docker; see tests/services/.
+without Docker; see eventstore_core/local/.
 """
 
 from __future__ import annotations

@@ -32,16 +32,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aioboto3
+from eventstore_dynamodb.items import item_size
 
 import eventstore_core as es
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from eventstore_dynamodb.items import item_size
-from services.dynamodb import (
+from eventstore_core.local.dynamodb import (
     dynamodb_url,
     endpoint_of,
     ensure_dummy_credentials,

