@@ -209,12 +209,6 @@ class PostgresEventStore(EventStore):
         durable=True,
     )
 
-    #: Test seam, for the conformance suite's out-of-order-commit test only (its hook in
-    #: tests/commit_holds.py sets it on one store): called with the stream id of each append;
-    #: an awaitable it returns is awaited inside the append's transaction, after the rows are
-    #: inserted (positions drawn) and before COMMIT. Unset, it costs one attribute read.
-    _hold_commit: Callable[[str], Awaitable[None] | None] | None = None
-
     def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
         super().__init__(url, options)
         assert isinstance(options, PostgresOptions)
@@ -373,6 +367,12 @@ class PostgresEventStore(EventStore):
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- writing ---------------------------------------------------------------------------
+
+    #: Test seam, for the conformance suite's out-of-order-commit test only (its hook in
+    #: tests/commit_holds.py sets it on one store): called with the stream id of each append;
+    #: an awaitable it returns is awaited inside the append's transaction, after the rows are
+    #: inserted (positions drawn) and before COMMIT. Unset, it costs one attribute read.
+    _hold_commit: Callable[[str], Awaitable[None] | None] | None = None
 
     async def _append(
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
