@@ -107,7 +107,14 @@ async def hold_sqlite(
 
     try:
         async with hold_append(
-            store, stream_id, events, CommitGate(), before=lock, reached=queued, release=unlock
+            store,
+            stream_id,
+            events,
+            CommitGate(),
+            before=lock,
+            reached=queued,
+            release=unlock,
+            serialised=True,
         ) as held:
             yield held
     finally:

@@ -72,6 +72,9 @@ class HeldAppend:
     stream_id: str
     events: Sequence[es.NewEvent]
     result: es.AppendResult | None = None
+    serialised: bool = False
+    """True when the store's commits take turns (the hook holds their lock): later appends
+    then wait for the held one, and the test does not wait for them to commit first."""
 
 
 class HoldCommit(Protocol):
@@ -140,6 +143,7 @@ async def hold_append(
     before: Callable[[], Awaitable[None]] | None = None,
     reached: Callable[[], Awaitable[None]] | None = None,
     release: Callable[[], Awaitable[None]] | None = None,
+    serialised: bool = False,
 ) -> AsyncIterator[HeldAppend]:
     """Run ``store.append(stream_id, events)`` in a task, held at ``gate``; yield it held.
 
@@ -147,10 +151,10 @@ async def hold_append(
     ``gate.wait()`` when ``gate.is_held()``), then ``async with hold_append(...)``. By default
     entry waits for the append to reach the gate. A hook that holds something else (a lock)
     passes ``before`` (awaited before the append starts: take the lock), ``reached`` (awaited
-    instead of the gate) and ``release`` (awaited on exit, before the append is awaited).
-    Every wait is bounded by ``within`` seconds.
+    instead of the gate) and ``release`` (awaited on exit, before the append is awaited), and
+    says ``serialised=True``. Every wait is bounded by ``within`` seconds.
     """
-    held = HeldAppend(stream_id, list(events))
+    held = HeldAppend(stream_id, list(events), serialised=serialised)
     if before is not None:
         async with asyncio.timeout(within):
             await before()
