@@ -15,6 +15,7 @@ are assigned and before it commits, through the backend's own write path:
   queue behind it and commit in lock order: the test is satisfied trivially, and says so.
 - memory: not applicable; an append runs without an ``await`` between drawing its position
   and making it visible.
+- KurrentDB: not applicable; the server's writer assigns log positions as it commits.
 """
 
 from __future__ import annotations
@@ -124,6 +125,10 @@ async def hold_sqlite(
 _MEMORY = not_applicable(
     "an in-memory append draws its position and makes it visible with no await in between"
 )
+_KURRENTDB = not_applicable(
+    "the server assigns a commit position as its single writer appends to the log: a position "
+    "exists only once it is committed"
+)
 
 #: Backend name (as in conftest.BACKENDS) -> its hook.
 HOLDS: dict[str, HoldCommit | NotApplicable] = {
@@ -132,4 +137,6 @@ HOLDS: dict[str, HoldCommit | NotApplicable] = {
     "sqlite": hold_sqlite,
     "postgres": hold_at_seam,
     "dynamodb": hold_dynamodb,
+    "kurrentdb": _KURRENTDB,
+    "kurrentdb-strict": _KURRENTDB,
 }

@@ -2,8 +2,10 @@
 
 ``eventstore_url`` (the fixture the conformance suite asks for) is parametrized over the
 backends, so ``tests/test_conformance_suite.py`` runs the whole suite against each; test ids
-end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``. Choose backends with
-``--backends memory,sqlite`` (or ``EVENTSTORE_TEST_BACKENDS``), or ``-k sqlite``; run the
+end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``, ``[kurrentdb]`` and
+``[kurrentdb-strict]`` (the KurrentDB adapter in its default and its strict idempotency mode,
+on the protocol double unless ``EVENTSTORE_TEST_KURRENTDB_URL`` names a server). Choose backends
+with ``--backends memory,sqlite`` (or ``EVENTSTORE_TEST_BACKENDS``), or ``-k sqlite``; run the
 suite against any other store with ``--eventstore-url URL``.
 
 Services start lazily, once per session, and only when a selected test needs them: the
@@ -16,12 +18,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-from eventstore_conformance import HoldCommit, NotApplicable, Shortfall
 
 from eventstore_core.errors import ConfigurationError
 from eventstore_core.registry import load_backend
+
+if TYPE_CHECKING:
+    from eventstore_conformance import HoldCommit, NotApplicable, Shortfall
 
 pytest_plugins = ["eventstore_conformance"]
 
@@ -33,12 +38,19 @@ BACKENDS = {
     "sqlite": "sqlite",
     "postgres": "postgresql",
     "dynamodb": "dynamodb",
+    "kurrentdb": "kurrentdb",
+    "kurrentdb-strict": "kurrentdb",
 }
 
 
-#: Known shortfalls each backend declares next to its conformance run (see
-#: eventstore_conformance.shortfalls): backend name -> declarations.
-SHORTFALLS: dict[str, list[Shortfall]] = {}
+def declared_shortfalls() -> dict[str, list[Shortfall]]:
+    """Known shortfalls each backend declares next to its conformance run (see
+    eventstore_conformance.shortfalls): backend name -> declarations."""
+    # Imported here, not at the top: this file is read before pytest_plugins loads the suite,
+    # and an early import would keep the suite's asserts from being rewritten.
+    from eventstore_conformance import never, notimpl, notyet  # noqa: F401
+
+    return {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -97,6 +109,19 @@ def dynamodb_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def kurrentdb_url() -> Iterator[str]:
+    """A KurrentDB for the session: ``EVENTSTORE_TEST_KURRENTDB_URL``, else the protocol double."""
+    from eventstore_core.local.kurrentdb import kurrentdb_double, url_from_environment
+
+    real = url_from_environment()
+    if real is not None:
+        yield real
+        return
+    with kurrentdb_double() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The URL of the store the conformance suite runs against, for the backend in param."""
     backend: str = request.param
@@ -120,6 +145,11 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     if backend == "postgres":
         pg: str = request.getfixturevalue("postgres_url")
         return pg
+    if backend in ("kurrentdb", "kurrentdb-strict"):
+        kurrent: str = request.getfixturevalue("kurrentdb_url")
+        if backend == "kurrentdb-strict":
+            kurrent += ("&" if "?" in kurrent else "?") + "idempotency=strict"
+        return kurrent
     from eventstore_core.local.dynamodb import with_table
 
     return with_table(request.getfixturevalue("dynamodb_url"), "eventstore_conformance")
@@ -127,11 +157,11 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 @pytest.fixture
 def eventstore_shortfalls(request: pytest.FixtureRequest) -> list[Shortfall]:
-    """The declared shortfalls of the backend under test (``SHORTFALLS``), per test: the
+    """The declared shortfalls of the backend under test (``declared_shortfalls``), per test: the
     backend is the parameter of ``eventstore_url`` in the test's id."""
     callspec = getattr(request.node, "callspec", None)
     backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
-    return SHORTFALLS.get(backend, [])
+    return declared_shortfalls().get(backend, [])
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from eventstore_conformance.faults import (
     HeldAppend,
     HoldCommit,
     NotApplicable,
+    eventstore_hold_commit,
     hold_append,
     not_applicable,
 )
@@ -38,9 +39,6 @@ from eventstore_conformance.plugin import (
 )
 from eventstore_conformance.shortfalls import Shortfall, never, notimpl, notyet
 
-#: The fault hooks' fixtures (eventstore_hold_commit, ...) live in their own plugin module.
-pytest_plugins = ["eventstore_conformance.faults"]
-
 __all__ = [
     "STRUCTURAL_CAPABILITIES",
     "SUITE_DIR",
@@ -51,6 +49,7 @@ __all__ = [
     "Shortfall",
     "StoreContext",
     "eventstore_capabilities",
+    "eventstore_hold_commit",
     "eventstore_requirements",
     "eventstore_shortfalls",
     "eventstore_url",
