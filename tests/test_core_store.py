@@ -226,6 +226,10 @@ async def test_the_core_retries_an_append_refused_by_a_race_it_would_now_accept(
         store.refusals = 2
         result = await store.append("A-1", [es.NewEvent("T", {})], expected_version=es.ANY)
         assert (result.version, store.calls) == (1, 3)
+        # A hot stream: many lost races in a row are ridden out (backoff, a time budget).
+        store.calls, store.refusals = 0, 30
+        result = await store.append("A-1", [es.NewEvent("T", {})], expected_version=es.ANY)
+        assert (result.version, store.calls) == (2, 31)
 
 
 async def test_a_refusal_outside_the_expected_range_is_a_concurrency_error() -> None:
