@@ -187,6 +187,7 @@ class EventStore(abc.ABC):
             events,
             max_event_bytes=caps.max_event_bytes,
             max_append_events=caps.max_append_events,
+            max_append_bytes=caps.max_append_bytes,
         )
         self._check_open()
         backoff: Backoff | None = None
