@@ -16,6 +16,10 @@ are assigned and before it commits, through the backend's own write path:
 - memory: not applicable; an append runs without an ``await`` between drawing its position
   and making it visible.
 - KurrentDB: not applicable; the server's writer assigns log positions as it commits.
+- Kafka: not applicable; the broker assigns an offset as it appends the record, which is then
+  committed (acks=all). The reader-side analogue, an offset not yet visible while later ones
+  are (tansu under concurrent producers), is provoked by tests/test_kafka_adapter.py's hole
+  tests.
 """
 
 from __future__ import annotations
@@ -130,6 +134,11 @@ _KURRENTDB = not_applicable(
     "exists only once it is committed"
 )
 
+_KAFKA = not_applicable(
+    "the broker assigns a record's offset as it appends it: no append holds a position before "
+    "it commits (offsets not yet visible to readers are the hole tests of test_kafka_adapter)"
+)
+
 #: Backend name (as in conftest.BACKENDS) -> its hook.
 HOLDS: dict[str, HoldCommit | NotApplicable] = {
     "memory": _MEMORY,
@@ -139,4 +148,6 @@ HOLDS: dict[str, HoldCommit | NotApplicable] = {
     "dynamodb": hold_dynamodb,
     "kurrentdb": _KURRENTDB,
     "kurrentdb-strict": _KURRENTDB,
+    "kafka": _KAFKA,
+    "kafka3": _KAFKA,
 }
