@@ -10,6 +10,15 @@ in :mod:`eventstore_conformance.suite`; :func:`requires` marks a test with the c
 it needs.
 """
 
+from eventstore_conformance.faults import (
+    CommitGate,
+    HeldAppend,
+    HoldCommit,
+    NotApplicable,
+    eventstore_hold_commit,
+    hold_append,
+    not_applicable,
+)
 from eventstore_conformance.harness import StoreContext, requires, store_test
 from eventstore_conformance.plugin import (
     STRUCTURAL_CAPABILITIES,
@@ -23,21 +32,30 @@ from eventstore_conformance.plugin import (
     pytest_collection_finish,
     pytest_configure,
     pytest_load_initial_conftests,
+    pytest_sessionfinish,
     pytest_sessionstart,
     pytest_terminal_summary,
+    pytest_unconfigure,
 )
 from eventstore_conformance.shortfalls import Shortfall, never, notimpl, notyet
 
 __all__ = [
     "STRUCTURAL_CAPABILITIES",
     "SUITE_DIR",
+    "CommitGate",
+    "HeldAppend",
+    "HoldCommit",
+    "NotApplicable",
     "Shortfall",
     "StoreContext",
     "eventstore_capabilities",
+    "eventstore_hold_commit",
     "eventstore_requirements",
     "eventstore_shortfalls",
     "eventstore_url",
+    "hold_append",
     "never",
+    "not_applicable",
     "notimpl",
     "notyet",
     "pytest_addoption",
@@ -45,8 +63,10 @@ __all__ = [
     "pytest_collection_finish",
     "pytest_configure",
     "pytest_load_initial_conftests",
+    "pytest_sessionfinish",
     "pytest_sessionstart",
     "pytest_terminal_summary",
+    "pytest_unconfigure",
     "requires",
     "store_test",
 ]

@@ -17,6 +17,12 @@ BAD_NAMES: dict[str, object] = {
     "nul": "Order\x00-1",
     "newline": "Order\n-1",
     "escape": "Order-\x1b",
+    # Not only ASCII controls: DEL and the C1 controls (U+0080..U+009F) are controls too, and
+    # a lone surrogate is not a character at all (it cannot even be encoded as UTF-8).
+    "del": "Order\x7f-1",
+    "c1-next-line": "Order\x85-1",
+    "c1-csi": "\x9bOrder-1",
+    "lone-surrogate": "Order-\ud800",
     "dollar-prefix": "$Order-1",
     "int": 42,
     "none": None,
@@ -118,6 +124,30 @@ async def test_append_rejects_a_batch_over_max_append_events(ctx: StoreContext) 
         pytest.skip(f"max_append_events={limit} is too large to build a batch over it")
     events = [es.NewEvent("T", {}) for _ in range(limit + 1)]
     await _rejects(ctx, ctx.stream(), events, es.ANY, "max_append_events")
+
+
+@store_test
+async def test_append_rejects_a_batch_over_max_append_bytes(ctx: StoreContext) -> None:
+    """Where a backend declares ``max_append_bytes``, a batch of events each within
+    ``max_event_bytes`` whose sum is one byte over it is refused before sending, and a batch
+    of exactly that size is stored."""
+    limit = ctx.capabilities.max_append_bytes
+    if limit is None:
+        pytest.skip("the store declares no max_append_bytes")
+    per_event = min(ctx.capabilities.max_event_bytes, limit)
+    count = -(-limit // per_event) + 1
+    if count > ctx.capabilities.max_append_events:
+        pytest.skip("max_append_bytes cannot be exceeded within max_append_events")
+    share = limit // count
+    overhead = len(b'{"p":""}') + len(b"{}") + len("Big")
+    events = [es.NewEvent("Big", {"p": "x" * (share - overhead)}) for _ in range(count)]
+    spare = limit - sum(share - overhead + overhead for _ in range(count))
+    events[-1] = es.NewEvent("Big", {"p": "x" * (share - overhead + spare)})
+    stream = ctx.stream()
+    written = await ctx.store.append(stream, events)
+    assert written.version == count
+    over = [*events[:-1], es.NewEvent("Big", {"p": "x" * (share - overhead + spare + 1)})]
+    await _rejects(ctx, ctx.stream(), over, es.ANY, "max_append_bytes")
 
 
 @store_test
@@ -235,12 +265,19 @@ async def test_subscribe_rejects_invalid_arguments(store: es.EventStore) -> None
         async with store.subscribe(**kwargs) as subscription:
             await anext(subscription)
 
-    for kwargs in ({"after": "not-a-position"}, {"filter": "Order"}, {"name": ""}):
+    for kwargs in (
+        {"after": "not-a-position"},
+        {"filter": "Order"},
+        {"name": ""},
+        {"name": "projector\x85"},
+    ):
         with pytest.raises(es.InvalidEventError):
             await first(**kwargs)
 
 
-@pytest.mark.parametrize("bad", ["", "$checkpoint", "a\x00b", 42], ids=repr)
+@pytest.mark.parametrize(
+    "bad", ["", "$checkpoint", "a\x00b", "a\x7fb", "a\x85b", "a\ud800b", 42], ids=repr
+)
 @store_test
 async def test_checkpoints_reject_an_invalid_name(store: es.EventStore, bad: object) -> None:
     """Checkpoint names follow the stream id rules."""
@@ -270,8 +307,18 @@ async def test_save_checkpoint_rejects_an_invalid_position(
         lambda s: es.Snapshot(s, -1, "S", {}),
         lambda s: es.Snapshot(s, 1, "", {}),
         lambda s: es.Snapshot(s, 1, "S", {"x": object()}),
+        lambda s: es.Snapshot(s + "\x7f", 1, "S", {}),
+        lambda s: es.Snapshot(s, 1, "S\x85", {}),
     ],
-    ids=["empty-stream", "dollar-stream", "negative-version", "empty-type", "not-json"],
+    ids=[
+        "empty-stream",
+        "dollar-stream",
+        "negative-version",
+        "empty-type",
+        "not-json",
+        "del-in-stream",
+        "c1-in-type",
+    ],
 )
 @store_test
 async def test_save_snapshot_rejects_invalid_snapshots(
