@@ -82,13 +82,14 @@ async def hold_dynamodb(
 ) -> AsyncIterator[HeldAppend]:
     """Hold the append after it reserved its positions, before its transaction."""
     gate = CommitGate()
-    client = store._client  # type: ignore[attr-defined]
-    store._client = _HeldClient(client, gate)  # type: ignore[attr-defined]
+    table = store._table  # type: ignore[attr-defined]  # the adapter's client holder
+    client = table.client
+    table.client = _HeldClient(client, gate)
     try:
         async with hold_append(store, stream_id, events, gate) as held:
             yield held
     finally:
-        store._client = client  # type: ignore[attr-defined]
+        table.client = client
 
 
 @contextlib.asynccontextmanager
