@@ -16,10 +16,7 @@ are assigned and before it commits, through the backend's own write path:
 - memory: not applicable; an append runs without an ``await`` between drawing its position
   and making it visible.
 - KurrentDB: not applicable; the server's writer assigns log positions as it commits.
-- Kafka: not applicable; the broker assigns an offset as it appends the record, which is then
-  committed (acks=all). The reader-side analogue, an offset not yet visible while later ones
-  are (tansu under concurrent producers), is provoked by tests/test_kafka_adapter.py's hole
-  tests.
+- Kafka: not applicable; the broker assigns offsets as it appends (no transactions are used).
 """
 
 from __future__ import annotations
@@ -85,13 +82,14 @@ async def hold_dynamodb(
 ) -> AsyncIterator[HeldAppend]:
     """Hold the append after it reserved its positions, before its transaction."""
     gate = CommitGate()
-    client = store._client  # type: ignore[attr-defined]
-    store._client = _HeldClient(client, gate)  # type: ignore[attr-defined]
+    table = store._table  # type: ignore[attr-defined]  # the adapter's client holder
+    client = table.client
+    table.client = _HeldClient(client, gate)
     try:
         async with hold_append(store, stream_id, events, gate) as held:
             yield held
     finally:
-        store._client = client  # type: ignore[attr-defined]
+        table.client = client
 
 
 @contextlib.asynccontextmanager
@@ -133,10 +131,9 @@ _KURRENTDB = not_applicable(
     "the server assigns a commit position as its single writer appends to the log: a position "
     "exists only once it is committed"
 )
-
 _KAFKA = not_applicable(
-    "the broker assigns a record's offset as it appends it: no append holds a position before "
-    "it commits (offsets not yet visible to readers are the hole tests of test_kafka_adapter)"
+    "the broker assigns an offset as it appends to a partition's log (the adapter writes no "
+    "transactions), and readers see each partition in offset order up to its high watermark"
 )
 
 #: Backend name (as in conftest.BACKENDS) -> its hook.
