@@ -208,6 +208,8 @@ class PostgresEventStore(EventStore):
         shared_across_processes=True,
         durable=True,
     )
+    #: Positions are ``(tx_id, seq)``: a token of another shape is refused at the call.
+    position_parts = 2
 
     def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
         super().__init__(url, options)
