@@ -79,6 +79,7 @@ from eventstore_postgres._errors import (
     unexpected,
 )
 from eventstore_postgres._events import PG_EPOCH, StoredEvent
+from eventstore_postgres._json import jsonb_text
 from eventstore_postgres._notify import Listener, Waker
 from eventstore_postgres._pool import ConnectionPool
 from eventstore_postgres._sql import Statements
@@ -170,7 +171,8 @@ def _encode_timestamptz(value: datetime) -> bytes:
 
 
 def _encode_jsonb(value: bytes) -> bytes:
-    return b"\x01" + value
+    # jsonb_text: floats of 1e16 and more must not come back as ints (see _json).
+    return b"\x01" + jsonb_text(value)
 
 
 #: Drops the version byte. An itemgetter, not a function: asyncpg calls the decoder for every

@@ -8,6 +8,7 @@ and an ``eventstore_url`` fixture (the plugin's reads ``--eventstore-url``).
 """
 
 from eventstore_conformance.suite.test_append import *  # noqa: F403
+from eventstore_conformance.suite.test_bad_input import *  # noqa: F403
 from eventstore_conformance.suite.test_concurrency import *  # noqa: F403
 from eventstore_conformance.suite.test_connect import *  # noqa: F403
 from eventstore_conformance.suite.test_errors import *  # noqa: F403
