@@ -19,7 +19,7 @@ import asyncio
 import math
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -91,6 +91,18 @@ async def _refused(
     return info.value
 
 
+async def _refused_call(
+    field: str, function: Callable[..., Awaitable[object]], *args: Any, **kwargs: Any
+) -> es.InvalidEventError:
+    """Call ``function(*args, **kwargs)`` and await it: expect a refusal naming ``field``."""
+    return await _refused(lambda: function(*args, **kwargs), field)
+
+
+async def _drain(method: Callable[..., AsyncIterator[Any]], *args: Any, **kwargs: Any) -> object:
+    """Call a reading method (which checks its arguments at the call) and drain it."""
+    return await collect(method(*args, **kwargs))
+
+
 @store_test
 async def test_floats_read_back_exactly_as_floats(store: es.EventStore, ctx: StoreContext) -> None:
     """Every finite float reads back equal and still a float, in data, metadata, snapshots."""
@@ -113,16 +125,12 @@ async def test_nan_and_infinities_are_refused(store: es.EventStore, ctx: StoreCo
     """NaN and ±inf are not JSON: refused at the call, never stored as null."""
     stream = ctx.stream()
     for value in (math.nan, math.inf, -math.inf):
-        await _refused(lambda v=value: store.append(stream, [es.NewEvent("T", {"x": v})]), "data")
-        await _refused(
-            lambda v=value: store.append(stream, [es.NewEvent("T", {}, metadata={"a": [1, v]})]),
-            "metadata",
-        )
+        await _refused_call("data", store.append, stream, [es.NewEvent("T", {"x": value})])
+        events = [es.NewEvent("T", {}, metadata={"a": [1, value]})]
+        await _refused_call("metadata", store.append, stream, events)
         if store.capabilities.snapshots:
-            await _refused(
-                lambda v=value: store.save_snapshot(es.Snapshot(stream, 1, "S", {"x": {"y": v}})),
-                "snapshot.data",
-            )
+            snapshot = es.Snapshot(stream, 1, "S", {"x": {"y": value}})
+            await _refused_call("snapshot.data", store.save_snapshot, snapshot)
     assert await store.stream_version(stream) == 0
     # A None that was meant is still fine.
     await store.append(stream, [es.NewEvent("T", {"x": None})])
@@ -193,7 +201,7 @@ async def test_correlation_and_causation_ids_are_checked_like_names(
     for bad in ("", "x" * 256, "a\nb", "\x1b", 42, b"id"):
         for key in ("correlation_id", "causation_id"):
             event = es.NewEvent("T", {}, **{key: bad})  # type: ignore[arg-type]
-            await _refused(lambda e=event: store.append(stream, [e]), key)
+            await _refused_call(key, store.append, stream, [event])
     assert await store.stream_version(stream) == 0
     await store.append(stream, [es.NewEvent("T", {}, correlation_id="$c-1", causation_id="é")])
 
@@ -206,19 +214,14 @@ async def test_numbers_beyond_64_bits_are_refused_at_the_call(
     stream = ctx.stream()
     await store.append(stream, [es.NewEvent("T", {})])
     for big in (2**62 + 1, 2**63, 2**64, 10**30):
-        await _refused(
-            lambda b=big: store.append(stream, [es.NewEvent("T", {})], expected_version=b),
-            "expected_version",
-        )
-        await _refused(lambda b=big: collect(store.read_stream(stream, from_version=b)), "from")
-        await _refused(
-            lambda b=big: collect(store.read_stream(stream, from_version=b, backwards=True)),
-            "from",
+        events = [es.NewEvent("T", {})]
+        await _refused_call("expected_version", store.append, stream, events, big)
+        await _refused_call("from", _drain, store.read_stream, stream, from_version=big)
+        await _refused_call(
+            "from", _drain, store.read_stream, stream, from_version=big, backwards=True
         )
         if store.capabilities.snapshots:
-            await _refused(
-                lambda b=big: store.save_snapshot(es.Snapshot(stream, b, "S", {})), "version"
-            )
+            await _refused_call("version", store.save_snapshot, es.Snapshot(stream, big, "S", {}))
     assert await store.stream_version(stream) == 1
     # The largest legal version is a plain mismatch, not an overflow.
     with pytest.raises(es.ConcurrencyError):
@@ -231,8 +234,8 @@ async def test_numbers_beyond_64_bits_are_refused_at_the_call(
     else:
         tokens.append(":".join([huge] * len(real.parts)))
     for token in tokens:
-        await _refused(lambda t=token: collect(store.read_all(after=t)), "after")
-        await _refused(lambda t=token: store.save_checkpoint("conf-big", t), "position")
+        await _refused_call("after", _drain, store.read_all, after=token)
+        await _refused_call("position", store.save_checkpoint, "conf-big", token)
     assert await store.load_checkpoint("conf-big") is None
 
 
@@ -274,10 +277,10 @@ async def test_position_tokens_of_another_shape_are_refused_at_the_call(
         "0x1",
     ]
     for token in bad:
-        await _refused(lambda t=token: collect(store.read_all(after=t, limit=1)), "after")
+        await _refused_call("after", _drain, store.read_all, after=token, limit=1)
         with pytest.raises(es.InvalidEventError):
             store.subscribe(after=token)
-        await _refused(lambda t=token: store.save_checkpoint(name, t), "position")
+        await _refused_call("position", store.save_checkpoint, name, token)
     assert await store.load_checkpoint(name) == real
     # The store's own token is fine, as a string and as a Position.
     await collect(store.read_all(after=str(real), limit=1))
