@@ -328,11 +328,14 @@ class PostgresEventStore(EventStore):
 
     # -- running statements ----------------------------------------------------------------
 
-    def _map(self, error: BaseException, what: str, *, sent: bool) -> EventStoreError:
+    def _map(
+        self, error: BaseException, what: str, *, sent: bool, lost: bool = False
+    ) -> EventStoreError:
+        # ``lost``: an earlier attempt of this call sent a write and lost the answer.
         if isinstance(error, EventStoreError):
             return error
-        if is_unavailable(error):
-            return unavailable(error, what, sent=sent)
+        if is_unavailable(error) or lost:
+            return unavailable(error, what, sent=sent, lost=lost)
         return unexpected(error, what)
 
     async def _with_connection(
@@ -354,11 +357,15 @@ class PostgresEventStore(EventStore):
         if pool is None:
             raise EventStoreError(f"{self!r} is not open")
         attempts = 2 if retry else 1
+        # Once a write was sent and its answer lost, its outcome stays unknown whatever
+        # happens next: a retry that cannot even reconnect must still say maybe_applied (a
+        # caller who trusted False and retried with new ids would write the events twice).
+        lost = False
         for attempt in range(attempts):
             try:
                 conn = await pool.acquire()
             except Exception as error:
-                raise self._map(error, what, sent=False) from error
+                raise self._map(error, what, sent=False, lost=lost) from error
             # A connection interrupted mid-call (cancelled, timed out, lost) may still be running
             # the statement on the server: it is closed, not reused. A server-reported error (a
             # unique violation, say) leaves it idle and usable.
@@ -370,14 +377,15 @@ class PostgresEventStore(EventStore):
             except CONNECTION_ERRORS as error:
                 # The others likely died with it (server restart): retry on a fresh connection.
                 pool.discard_idle()
+                lost = lost or write
                 if attempt + 1 < attempts:
                     continue
-                raise self._map(error, what, sent=write) from error
+                raise self._map(error, what, sent=write, lost=lost) from error
             except asyncpg.PostgresError as error:
                 reusable = not is_unavailable(error)
-                raise self._map(error, what, sent=write) from error
+                raise self._map(error, what, sent=write, lost=lost) from error
             except Exception as error:
-                raise self._map(error, what, sent=write) from error
+                raise self._map(error, what, sent=write, lost=lost) from error
             finally:
                 pool.release(conn, reusable=reusable)
         raise AssertionError("unreachable")  # pragma: no cover

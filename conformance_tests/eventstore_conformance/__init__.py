@@ -10,6 +10,15 @@ in :mod:`eventstore_conformance.suite`; :func:`requires` marks a test with the c
 it needs.
 """
 
+from eventstore_conformance.faults import (
+    FaultProxy,
+    ProxiedStore,
+    Restartable,
+    eventstore_endpoint,
+    eventstore_proxy,
+    eventstore_restartable,
+    eventstore_url_through,
+)
 from eventstore_conformance.harness import StoreContext, requires, store_test
 from eventstore_conformance.plugin import (
     STRUCTURAL_CAPABILITIES,
@@ -29,12 +38,19 @@ from eventstore_conformance.shortfalls import Shortfall, never, notimpl, notyet
 __all__ = [
     "STRUCTURAL_CAPABILITIES",
     "SUITE_DIR",
+    "FaultProxy",
+    "ProxiedStore",
+    "Restartable",
     "Shortfall",
     "StoreContext",
     "eventstore_capabilities",
+    "eventstore_endpoint",
+    "eventstore_proxy",
     "eventstore_requirements",
+    "eventstore_restartable",
     "eventstore_shortfalls",
     "eventstore_url",
+    "eventstore_url_through",
     "never",
     "notimpl",
     "notyet",
