@@ -149,8 +149,10 @@ class ConnectionPool:
         ):
             self._hand_over(conn)
             return
-        if conn.is_closed():
-            conn.terminate()  # frees asyncpg's own bookkeeping (idempotent)
+        if reusable or self._closed or conn.is_closed():
+            # Idle on the server (an open transaction ends with the socket), or already gone,
+            # or the pool is closing: nothing to wait for.
+            conn.terminate()
             self._free_slot()
             return
         task = asyncio.get_running_loop().create_task(self._retire(conn))
