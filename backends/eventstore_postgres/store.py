@@ -41,6 +41,7 @@ with no id found it is a :class:`ConcurrencyError` carrying the stream's actual 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import operator
 import re
@@ -79,6 +80,8 @@ from eventstore_postgres._errors import (
     unexpected,
 )
 from eventstore_postgres._events import PG_EPOCH, StoredEvent
+from eventstore_postgres._faults import connect_whole
+from eventstore_postgres._gate import GateMonitor
 from eventstore_postgres._json import jsonb_text
 from eventstore_postgres._notify import Listener, Waker
 from eventstore_postgres._pool import ConnectionPool
@@ -123,6 +126,9 @@ class PostgresOptions(StoreOptions):
     """Send a wake-up (``pg_notify``) after commits, for subscribers in other processes."""
     notify_debounce: float = Field(default=0.01, ge=0, le=10)
     """Least seconds between two wake-ups sent by this store (commits in between coalesce)."""
+    xid_gate_warning: float | None = Field(default=5.0, gt=0)
+    """Log a warning naming the backend when a transaction open this many seconds holds
+    subscribers behind the xid gate (checked while subscriptions are open); None: never."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -179,6 +185,10 @@ def _encode_jsonb(value: bytes) -> bytes:
 #: jsonb value it reads, and a C callable costs no Python frame (measured: read_all went from
 #: 6.3 to 4.8 µs per event for the fetch alone, two jsonb columns per row).
 _decode_jsonb = operator.itemgetter(slice(1, None))
+
+
+def _terminate(conn: Any) -> None:
+    conn.terminate()
 
 
 def _version_of(row: Any) -> int:
@@ -251,6 +261,9 @@ class PostgresEventStore(EventStore):
         }
 
     async def _new_connection(self) -> Any:
+        return await connect_whole(self._connect_and_init, _terminate)
+
+    async def _connect_and_init(self) -> Any:
         conn = await asyncpg.connect(**self._connect_kwargs())
         try:
             await _init_connection(conn)
@@ -304,15 +317,25 @@ class PostgresEventStore(EventStore):
         # frees the LISTEN connection (the contract: leaving `async with` frees everything).
         listener = Listener(self._listen_connection, self._channel, self._wake_local)
         self._listener = listener
+        tasks = [listener.run()]
+        threshold = self._options.xid_gate_warning
+        if threshold is not None:
+            gate = GateMonitor(
+                self._fetch_rows, f"{self._quoted_schema}.events", self._schema, threshold
+            )
+            tasks.append(gate.run())
         try:
-            await listener.run()
+            await asyncio.gather(*tasks)
         finally:
             self._listener = None
+
+    async def _fetch_rows(self, statement: str) -> list[Any]:
+        return await self._fetch("xid gate check", statement)
 
     async def _listen_connection(self) -> Any:
         kwargs = self._connect_kwargs()
         kwargs["statement_cache_size"] = 0
-        return await asyncpg.connect(**kwargs)
+        return await connect_whole(lambda: asyncpg.connect(**kwargs), _terminate)
 
     def _wake_local(self) -> None:
         self._notifier.notify()
