@@ -2,29 +2,60 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventstore_core.errors import ConfigurationError
 from eventstore_core.redaction import password_span, redact_url
 
-__all__ = ["DEFAULT_URL", "ParsedUrl", "Settings", "StoreOptions", "parse_options", "parse_url"]
+__all__ = [
+    "DEFAULT_URL",
+    "ParsedUrl",
+    "StoreOptions",
+    "configured_url",
+    "parse_options",
+    "parse_url",
+]
 
 #: The embedded default, used when neither a URL nor ``EVENTSTORE_URL`` is given.
 DEFAULT_URL = "sqlite:///./eventstore.db"
 
 
-class Settings(BaseSettings):
-    """Environment settings: ``EVENTSTORE_URL`` chooses the store when ``connect()`` gets none."""
+@functools.cache
+def _settings_class() -> type[Any]:
+    # pydantic-settings is imported on first use, not with the package: it took about a third
+    # of `import eventstore_core` (~100 ms of ~360 ms) and is needed only when connect() gets
+    # no URL.
+    from pydantic_settings import BaseSettings, SettingsConfigDict
 
-    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", extra="ignore")
+    class Settings(BaseSettings):
+        """Environment settings: ``EVENTSTORE_URL`` chooses the store when none is given."""
 
-    url: str = DEFAULT_URL
+        model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", extra="ignore")
+
+        url: str = DEFAULT_URL
+
+    Settings.__module__ = __name__
+    return Settings
+
+
+def configured_url() -> str:
+    """The store URL from the environment (``EVENTSTORE_URL``), else :data:`DEFAULT_URL`."""
+    url: str = _settings_class()().url
+    return url
+
+
+def __getattr__(name: str) -> Any:
+    # ``Settings`` (the pydantic-settings model) is built on first access; see above.
+    if name == "Settings":
+        return _settings_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StoreOptions(BaseModel):
@@ -57,6 +88,7 @@ class ParsedUrl:
     username: str | None
     password: str | None
     host: str | None
+    """The host; for a multi-host URL (``h1:5432,h2:5433``), the whole list as written."""
     port: int | None
     path: str
     query: dict[str, str]
@@ -78,9 +110,16 @@ def parse_url(url: object) -> ParsedUrl:
         "percent-encode any '/', '?', '#', '@' or ':' in the user name or password "
         "(%2F, %3F, %23, %40, %3A)"
     )
+    host: str | None
     try:
         parts = urlsplit(url)
-        port = parts.port
+        hostlist = parts.netloc.rpartition("@")[2]
+        if "," in hostlist:
+            # libpq's multi-host form (postgresql://h1:5432,h2:5433/db) has no single host and
+            # port; ``host`` keeps the list as written, for the backend to parse.
+            host, port = hostlist, None
+        else:
+            host, port = parts.hostname, parts.port
     except ValueError:
         why = "the port is not a number" if span is None else "the password looks unencoded"
         raise ConfigurationError(
@@ -112,7 +151,7 @@ def parse_url(url: object) -> ParsedUrl:
         base_scheme=scheme.split("+", 1)[0],
         username=parts.username,
         password=parts.password,
-        host=parts.hostname,
+        host=host,
         port=port,
         path=parts.path,
         query=query,
@@ -132,7 +171,21 @@ def parse_options(
     try:
         return model.model_validate(merged)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(_problem(model, e) for e in error.errors())
         raise ConfigurationError(f"invalid options for {model.__name__}: {problems}") from None
+
+
+def _option_names(model: type[StoreOptions]) -> list[str]:
+    # The names a URL uses: an option's alias (schema), else its field name.
+    return sorted(field.alias or name for name, field in model.model_fields.items())
+
+
+def _problem(model: type[StoreOptions], error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "options"
+    if error["type"] != "extra_forbidden":
+        return f"{where}: {error['msg']}"
+    # A typo: say which option was meant, or list them all.
+    names = _option_names(model)
+    close = difflib.get_close_matches(where, names, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known options: {', '.join(names)}"
+    return f"unknown option {where!r} ({hint})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventstore_core.config import Settings, parse_options, parse_url
+from eventstore_core.config import configured_url, parse_options, parse_url
 from eventstore_core.errors import UnsupportedOperationError
 from eventstore_core.registry import load_backend
 from eventstore_core.store import EventStore
@@ -23,7 +23,7 @@ def connect(url: str | None = None, **options: Any) -> EventStore:
     Connections open on ``async with`` (or ``await store.open()``).
     """
     if url is None:
-        url = Settings().url
+        url = configured_url()
     parsed = parse_url(url)
     backend = load_backend(parsed.base_scheme)
     store = backend(parsed, parse_options(backend.Options, parsed.query, options))

@@ -10,6 +10,7 @@ Entry points are loaded lazily, so importing ``eventstore_core`` never imports a
 
 from __future__ import annotations
 
+import difflib
 from functools import cache
 from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, metadata
 from typing import TYPE_CHECKING
@@ -65,24 +66,27 @@ def load_backend(scheme: str) -> type[EventStore]:
 
     entry = _entry_points().get(scheme)
     if entry is None:
+        known = available_schemes()
         extra = _extra_for(scheme)
-        hint = (
-            f' Install it with: pip install "eventstore-core[{extra}]"'
-            if extra
-            else " Is the package that provides it installed?"
-        )
-        known = ", ".join(available_schemes()) or "none"
+        close = difflib.get_close_matches(scheme, known, n=1)
+        if extra:
+            hint = f'; install it with: pip install "eventstore-core[{extra}]"'
+        elif close:
+            hint = f"; did you mean {close[0]}://?"
+        else:
+            hint = "; a third-party backend must be installed in this same environment"
         raise ConfigurationError(
-            f"no backend is registered for URL scheme {scheme!r} (installed: {known}).{hint}"
+            f"no backend is registered for URL scheme {scheme!r} "
+            f"(installed: {', '.join(f'{k}://' for k in known) or 'none'}){hint}"
         )
     try:
         backend = entry.load()
     except ImportError as error:
         extra = _extra_for(scheme)
-        hint = f' Install it with: pip install "eventstore-core[{extra}]"' if extra else ""
+        hint = f'; install it with: pip install "eventstore-core[{extra}]"' if extra else ""
         raise ConfigurationError(
-            f"the {scheme!r} backend needs a package that is not installed "
-            f"({error.name or error}).{hint}"
+            f"the {scheme}:// backend needs a package that is not installed "
+            f"({error.name or error}){hint}"
         ) from error
     except AttributeError as error:
         raise ConfigurationError(

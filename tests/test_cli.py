@@ -1,14 +1,19 @@
 """The ``eventstore`` command line, run in-process with Typer's CliRunner.
 
-Most tests run against both ``memory://`` and a temporary SQLite file. A named memory store
-(``memory://NAME``) lives as long as something holds it, so the fixture keeps one open
-reference: successive commands, each its own ``connect``, then see the same events.
+Most tests run against both ``memory://`` and a temporary SQLite file (set up first: only
+``setup`` and ``append`` create a store). A named memory store (``memory://NAME``) lives as
+long as something holds it, so the fixture keeps one open reference: successive commands,
+each its own ``connect``, then see the same events. The tests that a read creates nothing run
+on every backend, PostgreSQL and DynamoDB included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -41,7 +46,9 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield name
         del keep_alive
     else:
-        yield f"sqlite:///{tmp_path / 'cli.db'}"
+        sqlite_url = f"sqlite:///{tmp_path / 'cli.db'}"
+        ok("setup", "--url", sqlite_url)  # reads never create the store; setup does
+        yield sqlite_url
 
 
 def run(*args: str) -> Result:
@@ -316,7 +323,7 @@ def test_setup_creates_the_sqlite_file(tmp_path: Path) -> None:
 def test_version_and_help() -> None:
     assert es.__version__ in ok("--version").stdout
     help_text = run().output
-    for command in ("append", "read", "tail", "info", "setup"):
+    for command in ("append", "read", "log", "tail", "checkpoint", "snapshot", "info", "setup"):
         assert command in help_text
 
 
@@ -407,3 +414,305 @@ def test_each_error_class_has_its_own_exit_code(error: Exception, code: ExitCode
 
 def test_exit_codes_are_distinct() -> None:
     assert len({int(code) for code in ExitCode}) == len(ExitCode)
+
+
+# -- global options, usage errors and help ----------------------------------------------------
+
+
+def test_url_and_json_may_come_before_the_command(url: str) -> None:
+    ok("--url", url, "append", "Order-1", "A", "{}")
+    (event,) = json_lines(ok("--url", url, "--json", "read", "Order-1"))
+    assert event["type"] == "A"
+    (info,) = json_lines(ok("--json", "--url", url, "info"))
+    assert info["backend"] == url.split(":", 1)[0]
+
+
+def test_a_url_after_the_command_wins_over_one_before_it(url: str) -> None:
+    ok("append", "Order-1", "A", "{}", "--url", url)
+    result = ok("--url", "memory://elsewhere", "read", "Order-1", "--json", "--url", url)
+    assert len(json_lines(result)) == 1
+
+
+def test_a_url_on_the_command_line_wins_over_eventstore_url(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVENTSTORE_URL", "memory://from-env")
+    assert json_lines(ok("--url", url, "--json", "info"))[0]["url"] == url
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["read"], "Missing argument 'STREAM' (see 'eventstore read --help')"),
+        (["read", "S-1", "--colour"], "No such option: --colour"),
+        (["reed", "S-1"], "No such command 'reed'"),
+        (["tail", "--max-events", "0"], "--max-events"),
+        (["checkpoint", "set", "printer"], "Missing argument 'TOKEN'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(args: list[str], fragment: str) -> None:
+    result = run(*args)
+    assert_one_line_error(result, ExitCode.USAGE, fragment)
+    assert result.stderr.startswith("error: ")
+    assert "╭" not in result.stderr
+
+
+COMMANDS = (
+    [],
+    ["append"],
+    ["read"],
+    ["log"],
+    ["tail"],
+    ["info"],
+    ["setup"],
+    ["checkpoint"],
+    ["checkpoint", "get"],
+    ["checkpoint", "set"],
+    ["snapshot"],
+    ["snapshot", "get"],
+)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "eventstore")
+def test_help_names_each_value_by_its_metavar_not_its_type(command: list[str]) -> None:
+    text = ok(*command, "--help").stdout
+    assert text.startswith("Usage: eventstore")
+    for placeholder in ("<str>", "<bool>", "<int>", "<float>", "{", "}"):
+        assert placeholder not in text.replace("{}", ""), (placeholder, text)
+    assert "╭" not in text
+
+
+def test_help_usage_lines_name_the_arguments() -> None:
+    assert "Usage: eventstore read [OPTIONS] STREAM\n" in ok("read", "--help").stdout
+    assert "Usage: eventstore append [OPTIONS] STREAM TYPE [JSON]\n" in ok("append", "-h").stdout
+    assert "eventstore checkpoint set [OPTIONS] NAME TOKEN" in ok("checkpoint", "set", "-h").stdout
+
+
+def test_the_shell_completion_script_is_available() -> None:
+    script = ok("--show-completion", "bash").stdout
+    assert "_EVENTSTORE_COMPLETE" in script
+
+
+def test_completion_offers_commands_expected_versions_and_url_schemes() -> None:
+    def complete(words: str, index: int) -> list[str]:
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "EVENTSTORE_URL"},
+            "_EVENTSTORE_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(index),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "eventstore_core.cli"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return done.stdout.split()
+
+    assert complete("eventstore ch", 1) == ["checkpoint"]
+    assert complete("eventstore append S T {} -e no", 6) == ["no-stream"]
+    assert "postgresql://" in complete("eventstore --url p", 2)
+
+
+# -- reads never create anything --------------------------------------------------------------
+
+READS = (
+    ["read", "Order-1"],
+    ["log"],
+    ["tail", "--timeout", "1"],
+    ["checkpoint", "get", "printer"],
+    ["checkpoint", "set", "printer", "1"],
+    ["snapshot", "get", "Order-1"],
+    ["append", "Order-1", "A", "--no-setup"],
+)
+
+
+@pytest.mark.parametrize("command", READS, ids=lambda c: " ".join(c[:2]))
+def test_a_read_on_a_missing_sqlite_file_creates_nothing_and_says_how_to_set_up(
+    tmp_path: Path, command: list[str]
+) -> None:
+    path = tmp_path / "mistyped.db"
+    result = run(*command, "--url", f"sqlite:///{path}")
+    assert_one_line_error(result, ExitCode.NOT_SET_UP, f"eventstore setup --url 'sqlite:///{path}'")
+    assert not path.exists()
+    assert "await" not in result.stderr  # no Python hint on the command line
+
+
+def test_a_read_on_a_sqlite_file_without_tables_says_it_is_not_set_up(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    result = run("read", "Order-1", "--url", f"sqlite:///{path}")
+    assert_one_line_error(result, ExitCode.NOT_SET_UP, "is not set up")
+    ok("setup", "--url", f"sqlite:///{path}")
+    ok("read", "Order-1", "--url", f"sqlite:///{path}")
+
+
+def test_the_hint_omits_the_url_when_it_came_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVENTSTORE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    result = run("log")
+    assert_one_line_error(result, ExitCode.NOT_SET_UP, "create the store with: eventstore setup")
+    assert "--url" not in result.stderr
+
+
+def test_not_set_up_errors_are_json_with_json(tmp_path: Path) -> None:
+    result = run("--json", "log", "--url", f"sqlite:///{tmp_path / 'none.db'}")
+    assert result.exit_code == ExitCode.NOT_SET_UP
+    (error,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert error["error"] == "not set up"
+    assert error["exit_code"] == ExitCode.NOT_SET_UP
+
+
+def test_appending_in_a_missing_directory_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "no-such-dir" / "app.db"
+    for command in (["append", "Order-1", "A"], ["setup"]):
+        result = run(*command, "--url", f"sqlite:///{path}")
+        assert_one_line_error(result, ExitCode.CONFIGURATION, "does not exist")
+    assert not path.parent.exists()
+
+
+def test_reads_on_a_postgres_schema_that_is_not_set_up_create_nothing(postgres_url: str) -> None:
+    schema = f"cli_{uuid.uuid4().hex[:10]}"
+    url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={schema}"
+    for command in (["read", "Order-1"], ["log"], ["append", "Order-1", "A", "--no-setup"]):
+        assert_one_line_error(run(*command, "--url", url), ExitCode.NOT_SET_UP, "is not set up")
+    ok("setup", "--url", url)
+    ok("read", "Order-1", "--url", url)
+
+
+def test_reads_on_a_dynamodb_table_that_does_not_exist_create_nothing(dynamodb_url: str) -> None:
+    from eventstore_core.local.dynamodb import with_table
+
+    url = with_table(dynamodb_url, f"cli_{uuid.uuid4().hex[:10]}")
+    for command in (["read", "Order-1"], ["log"], ["snapshot", "get", "Order-1"]):
+        assert_one_line_error(run(*command, "--url", url), ExitCode.NOT_SET_UP, "is not set up")
+    # Still nothing there: an append that may not create the table is refused too.
+    result = run("append", "Order-1", "A", "--no-setup", "--url", url)
+    assert_one_line_error(result, ExitCode.NOT_SET_UP, "eventstore setup --url")
+
+
+# -- log -------------------------------------------------------------------------------------
+
+
+def test_log_prints_every_stream_in_global_order_and_stops(url: str) -> None:
+    ok("append", "Order-1", "Placed", "{}", "--url", url)
+    ok("append", "Invoice-1", "Sent", "{}", "--url", url)
+    ok("append", "Order-1", "Paid", "{}", "--url", url)
+    events = json_lines(ok("log", "--json", "--url", url))
+    assert [(e["stream_id"], e["type"]) for e in events] == [
+        ("Order-1", "Placed"),
+        ("Invoice-1", "Sent"),
+        ("Order-1", "Paid"),
+    ]
+    assert len(ok("log", "--url", url).stdout.splitlines()) == 3
+
+
+def test_log_filters_by_type_and_category(url: str) -> None:
+    ok("append", "Order-1", "Placed", "{}", "--url", url)
+    ok("append", "Invoice-1", "Placed", "{}", "--url", url)
+    ok("append", "Order-1", "Paid", "{}", "--url", url)
+
+    def seen(*args: str) -> list[tuple[object, object]]:
+        return [(e["stream_id"], e["type"]) for e in json_lines(ok("log", "--json", *args))]
+
+    assert seen("--type", "Placed", "--url", url) == [
+        ("Order-1", "Placed"),
+        ("Invoice-1", "Placed"),
+    ]
+    assert seen("-c", "Order", "--url", url) == [("Order-1", "Placed"), ("Order-1", "Paid")]
+    assert seen("-c", "Invoice", "-t", "Paid", "--url", url) == []
+
+
+def test_log_pages_with_limit_and_after(url: str) -> None:
+    _three_events(url)
+    first = ok("log", "--limit", "2", "--url", url)
+    assert len(first.stdout.splitlines()) == 2
+    token = first.stderr.strip().rsplit("--after ", 1)[1]
+    rest = json_lines(ok("log", "--json", "--after", token, "--url", url))
+    assert [e["version"] for e in rest] == [3]
+
+
+def test_log_of_an_empty_store_prints_nothing(url: str) -> None:
+    result = ok("log", "--url", url)
+    assert result.stdout == ""
+    assert "no events" in result.stderr
+
+
+# -- checkpoints and snapshots ---------------------------------------------------------------
+
+
+def test_checkpoint_set_then_get_and_tail_resumes_after_it(url: str) -> None:
+    _three_events(url)
+    second = json_lines(ok("log", "--json", "--url", url))[1]["position"]
+    assert (
+        "checkpoint 'printer' set to"
+        in ok("checkpoint", "set", "printer", second, "--url", url).stdout
+    )
+    assert ok("checkpoint", "get", "printer", "--url", url).stdout.strip() == second
+    assert json_lines(ok("checkpoint", "get", "printer", "--json", "--url", url)) == [
+        {"name": "printer", "position": second}
+    ]
+    rest = json_lines(ok("tail", "--name", "printer", "--timeout", "1", "--json", "--url", url))
+    assert [e["version"] for e in rest] == [3]
+
+
+def test_checkpoint_get_of_an_unknown_name_prints_nothing(url: str) -> None:
+    result = ok("checkpoint", "get", "nobody", "--url", url)
+    assert result.stdout == ""
+    assert "no checkpoint saved under 'nobody'" in result.stderr
+    assert json_lines(ok("--json", "checkpoint", "get", "nobody", "--url", url)) == [
+        {"name": "nobody", "position": None}
+    ]
+
+
+def test_checkpoint_set_refuses_what_is_not_a_position_token(url: str) -> None:
+    result = run("checkpoint", "set", "printer", "soon", "--url", url)
+    assert_one_line_error(result, ExitCode.USAGE, "not a position token")
+
+
+def test_snapshot_get_prints_the_latest_snapshot(url: str) -> None:
+    async def save() -> None:
+        async with es.connect(url) as store:
+            await store.save_snapshot(es.Snapshot("Order-1", 2, "OrderState", {"total": 10}))
+
+    asyncio.run(save())
+    assert ok("snapshot", "get", "Order-1", "--url", url).stdout.strip() == (
+        'Order-1@2  OrderState  {"total":10}'
+    )
+    assert json_lines(ok("snapshot", "get", "Order-1", "--json", "--url", url)) == [
+        {"stream_id": "Order-1", "version": 2, "type": "OrderState", "data": {"total": 10}}
+    ]
+
+
+def test_snapshot_get_of_a_stream_without_one_prints_nothing(url: str) -> None:
+    result = ok("snapshot", "get", "Order-9", "--url", url)
+    assert result.stdout == ""
+    assert "no snapshot of stream 'Order-9'" in result.stderr
+    assert json_lines(ok("snapshot", "get", "Order-9", "--json", "--url", url)) == [
+        {"stream_id": "Order-9", "version": None, "type": None, "data": None}
+    ]
+
+
+# -- info names options as the URL does, setup --json ------------------------------------------
+
+
+def test_info_names_each_option_as_the_url_does() -> None:
+    url = "postgresql://app:pw@db.example/app?schema=billing&target_session_attrs=primary"
+    (info,) = json_lines(ok("info", "--json", "--url", url))
+    assert info["options"]["schema"] == "billing"
+    assert "db_schema" not in info["options"]
+    assert info["options"]["target_session_attrs"] == "primary"
+    assert "db_schema" not in ok("info", "--url", url).stdout
+
+
+def test_info_masks_a_password_given_as_a_query_parameter() -> None:
+    (info,) = json_lines(ok("info", "--json", "--url", "postgresql://app@db/app?password=hunter2"))
+    assert "hunter2" not in json.dumps(info)
+
+
+def test_setup_json_says_the_store_is_ready(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    assert json_lines(ok("setup", "--json", "--url", url)) == [{"url": url, "ready": True}]

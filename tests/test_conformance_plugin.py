@@ -54,21 +54,54 @@ def test_the_plugin_collects_the_suite_from_an_empty_directory(tmp_path: Path) -
     assert "shared_across_processes is False" in result.stdout
 
 
-def test_without_a_url_the_suite_fails_loudly(tmp_path: Path) -> None:
-    """Collecting the suite without a store fails rather than passing vacuously."""
+def _one_usage_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    """pytest stopped before running anything, with one ERROR line that says why."""
+    output = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, output
+    assert fragment in errors[0]
+    assert " passed" not in output
+    assert " failed" not in output
+
+
+def test_without_a_url_in_an_empty_directory_the_plugin_says_how_to_give_one(
+    tmp_path: Path,
+) -> None:
+    """Not "no tests ran" (exit 5): the plugin was asked for, so the URL was forgotten."""
+    result = _run_pytest(tmp_path, "-p", "eventstore_conformance", "-q")
+    _one_usage_error(result, "pass --eventstore-url URL, for example")
+
+
+def test_without_a_url_the_suite_fails_once_not_per_test(tmp_path: Path) -> None:
+    """Collecting the suite without a store stops at once rather than failing every test."""
     from eventstore_conformance import SUITE_DIR
 
     result = _run_pytest(
-        tmp_path,
-        "-p",
-        "eventstore_conformance",
-        str(SUITE_DIR / "test_read_stream.py"),
-        "-q",
-        "-k",
-        "missing_stream",
+        tmp_path, "-p", "eventstore_conformance", str(SUITE_DIR / "test_read_stream.py"), "-q"
     )
-    assert result.returncode != 0
-    assert "--eventstore-url" in result.stdout
+    _one_usage_error(result, "--eventstore-url")
+
+
+def test_an_unknown_scheme_is_one_error_before_any_test(tmp_path: Path) -> None:
+    result = _run_pytest(
+        tmp_path, "-p", "eventstore_conformance", "--eventstore-url", "nosuch://x", "-q"
+    )
+    _one_usage_error(result, "no backend is registered for URL scheme 'nosuch'")
+
+
+def test_an_invalid_option_is_one_error_before_any_test(tmp_path: Path) -> None:
+    url = "memory://plugin-check?page_size=0"
+    result = _run_pytest(tmp_path, "-p", "eventstore_conformance", "--eventstore-url", url)
+    _one_usage_error(result, "page_size")
+
+
+def test_an_unnamed_memory_store_is_refused_with_the_named_form(tmp_path: Path) -> None:
+    """Every connect of memory:// is a new empty store: the suite would fail like a bug."""
+    result = _run_pytest(
+        tmp_path, "-p", "eventstore_conformance", "--eventstore-url", "memory://", "-q"
+    )
+    _one_usage_error(result, "memory://conformance")
 
 
 @pytest.mark.slow

@@ -2,8 +2,8 @@
 
 Why not ``NOTIFY`` inside the append transaction, as the ``eventsourcing`` library does: a
 transaction that has notified takes a cluster-wide lock at commit to queue the notification,
-which serialises every committing writer and halves append throughput (BACKENDS.md: 5,751 vs
-2,914 events/s). So an append commits first, and the :class:`Waker` then sends one
+which serialises every committing writer and halves append throughput (5,751 vs 2,914 events/s,
+docs/backends/postgres.md). So an append commits first, and the :class:`Waker` then sends one
 ``pg_notify`` from its own connection, outside any append transaction, coalescing every commit
 that happened while the previous notification was in flight or cooling down.
 

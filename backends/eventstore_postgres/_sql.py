@@ -25,7 +25,7 @@ EVENT_COLUMNS = (
     " correlation_id, causation_id, recorded_at"
 )
 
-#: Rows below this gate belong to finished transactions only (BACKENDS.md, PostgreSQL).
+#: Rows below this gate belong to finished transactions only (docs/backends/postgres.md, "Design").
 #: The sub-select makes it an InitPlan, computed once per statement and usable as the upper
 #: bound of the index range; written bare, the function would run for every row (measured:
 #: half the read throughput).

@@ -29,8 +29,10 @@ from eventstore_conformance.plugin import (
     eventstore_url,
     pytest_addoption,
     pytest_collect_file,
+    pytest_collection_finish,
     pytest_configure,
     pytest_load_initial_conftests,
+    pytest_sessionstart,
     pytest_terminal_summary,
 )
 from eventstore_conformance.shortfalls import Shortfall, never, notimpl, notyet
@@ -56,8 +58,10 @@ __all__ = [
     "notyet",
     "pytest_addoption",
     "pytest_collect_file",
+    "pytest_collection_finish",
     "pytest_configure",
     "pytest_load_initial_conftests",
+    "pytest_sessionstart",
     "pytest_terminal_summary",
     "requires",
     "store_test",

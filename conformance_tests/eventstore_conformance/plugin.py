@@ -10,13 +10,16 @@ backends.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import eventstore_core as es
 from eventstore_conformance.harness import MARKER_NAME
 from eventstore_conformance.shortfalls import Shortfall, matching
+from eventstore_core.config import parse_url
 
 __all__ = [
     "STRUCTURAL_CAPABILITIES",
@@ -27,8 +30,10 @@ __all__ = [
     "eventstore_url",
     "pytest_addoption",
     "pytest_collect_file",
+    "pytest_collection_finish",
     "pytest_configure",
     "pytest_load_initial_conftests",
+    "pytest_sessionstart",
     "pytest_terminal_summary",
 ]
 
@@ -104,6 +109,59 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
     return module
 
 
+_NO_URL = (
+    "the eventstore conformance suite needs a store: pass --eventstore-url URL, for example "
+    "--eventstore-url sqlite:///./conformance.db (or override the eventstore_url fixture)"
+)
+
+
+def _check_url(url: str) -> None:
+    """Refuse, with one message, a URL the whole suite would fail on for the same reason."""
+    try:
+        store = es.connect(url)
+    except es.EventStoreError as error:
+        raise pytest.UsageError(f"--eventstore-url {url}: {error}") from None
+    parsed = parse_url(url)
+    if parsed.base_scheme == "memory" and not ((parsed.host or "") + parsed.path):
+        # Every connect() of an unnamed memory:// gets a new, empty store, and the suite opens
+        # several (concurrency and subscription tests): they would fail as if the store lost
+        # events.
+        raise pytest.UsageError(
+            f"--eventstore-url {store.url}: an unnamed memory:// store is private to each "
+            "connection, and the suite opens several; name it: --eventstore-url "
+            "memory://conformance"
+        )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Check ``--eventstore-url`` once, before any test runs (no I/O: ``connect`` only)."""
+    url: str | None = session.config.getoption("eventstore_url", None)
+    if url:
+        _check_url(url)
+
+
+def _uses_this_plugins_url_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    definitions: Sequence[Any] = info.name2fixturedefs.get("eventstore_url", ())
+    # The last definition is the one that applies (a project's conftest may override it).
+    return bool(definitions) and getattr(definitions[-1].func, "__module__", None) == __name__
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Without ``--eventstore-url``, fail at once with how to give one.
+
+    Either nothing was collected (``pytest -p eventstore_conformance`` in an empty directory),
+    or the suite's tests were, with no store to run on and no fixture of the project's own to
+    provide one: both are the same mistake, reported once instead of per test.
+    """
+    if session.config.getoption("eventstore_url", None):
+        return
+    if not session.items or any(_uses_this_plugins_url_fixture(i) for i in session.items):
+        raise pytest.UsageError(_NO_URL)
+
+
 @pytest.fixture(scope="session")
 def eventstore_url(pytestconfig: pytest.Config) -> str:
     """The URL of the store under test: ``--eventstore-url``.
@@ -113,11 +171,7 @@ def eventstore_url(pytestconfig: pytest.Config) -> str:
     """
     url: str | None = pytestconfig.getoption("eventstore_url", None)
     if not url:
-        pytest.fail(
-            "the eventstore conformance suite needs a store: pass --eventstore-url URL "
-            "or override the eventstore_url fixture",
-            pytrace=False,
-        )
+        pytest.fail(_NO_URL, pytrace=False)
     return url
 
 

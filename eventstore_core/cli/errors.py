@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -27,7 +28,16 @@ from eventstore_core.errors import (
     UnsupportedOperationError,
 )
 
-__all__ = ["DEBUG_ENV_VAR", "ExitCode", "UsageError", "describe", "reporting_errors"]
+__all__ = [
+    "DEBUG_ENV_VAR",
+    "ExitCode",
+    "NotSetUpError",
+    "UsageError",
+    "describe",
+    "describe_json",
+    "print_error",
+    "reporting_errors",
+]
 
 #: Set to 1 to let unexpected errors (bugs) propagate with their traceback.
 DEBUG_ENV_VAR = "EVENTSTORE_DEBUG"
@@ -51,6 +61,8 @@ class ExitCode(enum.IntEnum):
     """The backend cannot do what was asked."""
     UNAVAILABLE = 7
     """The backend could not be reached, or the connection was lost."""
+    NOT_SET_UP = 8
+    """The store's tables (file, schema, table) do not exist: run ``eventstore setup``."""
     INTERRUPTED = 130
     """Ctrl-C during a command other than ``tail`` (128 + SIGINT, as shells report it)."""
 
@@ -59,10 +71,15 @@ class UsageError(Exception):
     """A command-line argument the CLI itself rejects (before any store is touched)."""
 
 
+class NotSetUpError(Exception):
+    """A command that only reads found no store at the URL; it creates nothing itself."""
+
+
 # Most specific first: InvalidEventError must win over its ValueError base, and the
 # EventStoreError base comes last.
 _CODES: tuple[tuple[type[BaseException], ExitCode, str], ...] = (
     (UsageError, ExitCode.USAGE, "error"),
+    (NotSetUpError, ExitCode.NOT_SET_UP, "not set up"),
     (InvalidEventError, ExitCode.USAGE, "invalid input"),
     (ConcurrencyError, ExitCode.CONFLICT, "conflict"),
     (DuplicateEventIdError, ExitCode.DUPLICATE_EVENT_ID, "duplicate event id"),
@@ -73,16 +90,28 @@ _CODES: tuple[tuple[type[BaseException], ExitCode, str], ...] = (
 )
 
 
-def describe(error: BaseException) -> tuple[ExitCode, str]:
-    """The exit code and the one-line message for ``error``."""
+def _classify(error: BaseException) -> tuple[ExitCode, str, str]:
     detail = " ".join(str(error).split()) or type(error).__name__
     for kind, code, label in _CODES:
         if isinstance(error, kind):
-            return code, f"{label}: {detail}"
-    return ExitCode.ERROR, (
-        f"unexpected error ({type(error).__name__}): {detail} "
-        f"(set {DEBUG_ENV_VAR}=1 to see the traceback)"
+            return code, label, detail
+    return (
+        ExitCode.ERROR,
+        "unexpected error",
+        f"({type(error).__name__}) {detail} (set {DEBUG_ENV_VAR}=1 to see the traceback)",
     )
+
+
+def describe(error: BaseException) -> tuple[ExitCode, str]:
+    """The exit code and the one-line message for ``error``."""
+    code, label, detail = _classify(error)
+    return code, f"{label}: {detail}"
+
+
+def describe_json(error: BaseException) -> tuple[ExitCode, str]:
+    """The exit code and a one-line JSON object for ``error`` (the ``--json`` form)."""
+    code, label, detail = _classify(error)
+    return code, orjson.dumps({"error": label, "message": detail, "exit_code": int(code)}).decode()
 
 
 def print_error(message: str) -> None:
@@ -91,12 +120,16 @@ def print_error(message: str) -> None:
 
 
 @contextmanager
-def reporting_errors(*, interrupt_code: ExitCode = ExitCode.INTERRUPTED) -> Iterator[None]:
+def reporting_errors(
+    *, interrupt_code: ExitCode = ExitCode.INTERRUPTED, json_output: bool = False
+) -> Iterator[None]:
     """Turn any error raised inside into a message on stderr and ``typer.Exit(code)``.
 
     ``interrupt_code`` is the exit code for Ctrl-C: ``tail`` passes ``OK``, since Ctrl-C is
-    how one normally stops it.
+    how one normally stops it. With ``json_output`` the message is one JSON object
+    (``{"error": ..., "message": ..., "exit_code": ...}``), for programs.
     """
+    report = describe_json if json_output else describe
     try:
         yield
     except (typer.Exit, typer.Abort):
@@ -105,14 +138,14 @@ def reporting_errors(*, interrupt_code: ExitCode = ExitCode.INTERRUPTED) -> Iter
         if interrupt_code is not ExitCode.OK:
             print_error("interrupted")
         raise typer.Exit(interrupt_code) from None
-    except (EventStoreError, UsageError) as error:
-        code, message = describe(error)
+    except (EventStoreError, UsageError, NotSetUpError) as error:
+        code, message = report(error)
         print_error(message)
         raise typer.Exit(code) from None
     except Exception as error:
         # A bug (ours or a backend's): still one line for the user, the traceback on demand.
         if os.environ.get(DEBUG_ENV_VAR, "") not in ("", "0"):
             raise
-        code, message = describe(error)
+        code, message = report(error)
         print_error(message)
         raise typer.Exit(code) from None

@@ -10,19 +10,39 @@ import orjson
 from rich.table import Table
 from rich.text import Text
 
-from eventstore_core.models import Capabilities, RecordedEvent
+from eventstore_core.models import Capabilities, RecordedEvent, Snapshot
 from eventstore_core.redaction import is_secret_name
 from eventstore_core.store import EventStore
 
-__all__ = ["capabilities_table", "event_json", "event_line", "store_json", "store_table"]
+__all__ = [
+    "capabilities_table",
+    "event_json",
+    "event_line",
+    "snapshot_json",
+    "snapshot_line",
+    "store_json",
+    "store_table",
+]
+
+
+def _masked(options: Mapping[str, Any]) -> dict[str, Any]:
+    # The same rule as for URL query parameters: secret-looking options are masked, also
+    # inside an option that groups others (a backend's pass-through connection parameters).
+    return {
+        name: (
+            "***"
+            if value and is_secret_name(name)
+            else _masked(value)
+            if isinstance(value, Mapping)
+            else value
+        )
+        for name, value in options.items()
+    }
 
 
 def _options(store: EventStore) -> dict[str, Any]:
-    return {
-        # The same rule as for URL query parameters: secret-looking options are masked.
-        name: "***" if value and is_secret_name(name) else value
-        for name, value in store.options.model_dump(mode="json").items()
-    }
+    # by_alias: each option under the name the URL's query string uses (schema, not db_schema).
+    return _masked(store.options.model_dump(mode="json", by_alias=True))
 
 
 def _compact(value: Mapping[str, Any]) -> str:
@@ -66,6 +86,27 @@ def event_line(event: RecordedEvent) -> Text:
     return line
 
 
+def snapshot_line(snapshot: Snapshot) -> Text:
+    """A snapshot on one line: stream@version, type, data."""
+    line = Text()
+    line.append(f"{snapshot.stream_id}@{snapshot.version}", style="bold")
+    line.append(f"  {snapshot.type}", style="green")
+    line.append(f"  {_compact(snapshot.data)}")
+    return line
+
+
+def snapshot_json(stream_id: str, snapshot: Snapshot | None) -> str:
+    """What ``snapshot get --json`` prints; version, type and data are null without one."""
+    return orjson.dumps(
+        {
+            "stream_id": stream_id,
+            "version": None if snapshot is None else snapshot.version,
+            "type": None if snapshot is None else snapshot.type,
+            "data": None if snapshot is None else snapshot.data,
+        }
+    ).decode()
+
+
 def _capabilities(capabilities: Capabilities) -> dict[str, Any]:
     return dataclasses.asdict(capabilities)
 
@@ -74,7 +115,7 @@ def capabilities_table(capabilities: Capabilities) -> Table:
     """The capabilities as a two-column table."""
     table = Table(title="Capabilities", title_justify="left")
     table.add_column("capability", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")  # a long URL wraps, never "..."
     for name, value in _capabilities(capabilities).items():
         table.add_row(name, f"{value:,}" if type(value) is int else str(value))
     return table
@@ -84,7 +125,7 @@ def store_table(store: EventStore, backend: str) -> Table:
     """The backend, its class, the redacted URL and the options, as a two-column table."""
     table = Table(title="Store", title_justify="left")
     table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")  # a long URL wraps, never "..."
     table.add_row("backend", backend)
     table.add_row("class", f"{type(store).__module__}.{type(store).__qualname__}")
     table.add_row("url", store.url)

@@ -1,6 +1,6 @@
 """A real DynamoDB engine on this machine, for tests, benchmarks and ``eventstore compare``.
 
-Order of preference (see BACKENDS.md, "Services for tests, with no Docker"):
+Order of preference (see docs/testing.md):
 
 1. ``EVENTSTORE_TEST_DYNAMODB_URL`` from the environment, used as is and never stopped (for
    example ``dynamodb://eventstore_test?region=us-east-1&endpoint_url=http://127.0.0.1:8000``
@@ -267,9 +267,11 @@ def moto_endpoint() -> Iterator[str]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        # moto is deliberately not in the ``local`` extra (it is large and not the engine).
+        # moto is deliberately not in the ``local`` extra nor in the default development
+        # environment (it is large, and not the engine).
         raise ServiceUnavailableError(
-            "moto is not installed (pip install 'moto[server]' for the fallback engine)"
+            "moto is not installed (in a clone: uv sync --group moto; "
+            "otherwise: pip install 'moto[server]')"
         ) from None
 
     # werkzeug logs every request to stderr otherwise.

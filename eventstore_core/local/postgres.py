@@ -1,6 +1,6 @@
 """A real PostgreSQL server on this machine, for tests, benchmarks and ``eventstore compare``.
 
-Order of preference (see BACKENDS.md, "Services for tests, with no Docker"):
+Order of preference (see docs/testing.md):
 
 1. ``EVENTSTORE_TEST_POSTGRES_URL`` from the environment, used as is and never stopped;
 2. a ``postgres`` container through testcontainers, when a Docker daemon answers a quick ping;

@@ -1,4 +1,4 @@
-"""The conformance tests, one rule of API.md per test.
+"""The conformance tests, one rule of docs/api.md per test.
 
 A project runs them among its own tests with a module holding only::
 
