@@ -13,7 +13,9 @@ from eventstore_conformance.suite.test_concurrency import *  # noqa: F403
 from eventstore_conformance.suite.test_connect import *  # noqa: F403
 from eventstore_conformance.suite.test_errors import *  # noqa: F403
 from eventstore_conformance.suite.test_events import *  # noqa: F403
+from eventstore_conformance.suite.test_faults_cancellation import *  # noqa: F403
 from eventstore_conformance.suite.test_faults_lost_answer import *  # noqa: F403
+from eventstore_conformance.suite.test_faults_restart import *  # noqa: F403
 from eventstore_conformance.suite.test_idempotency import *  # noqa: F403
 from eventstore_conformance.suite.test_processes import *  # noqa: F403
 from eventstore_conformance.suite.test_read_all import *  # noqa: F403
