@@ -9,7 +9,10 @@ and its result as unsound; the same workloads on the unbroken store pass.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any, cast
 
 import pytest
@@ -196,3 +199,38 @@ def test_the_runner_marks_a_broken_backend_unsound_and_keeps_its_row() -> None:
         if not check["passed"]
     ]
     assert "stale expected version refused" in failed
+
+
+class SwallowsCancellation(Wrapper):
+    """Like a driver that reports a cancelled call as its own error (which workloads record).
+
+    It also presses Ctrl-C itself, at its 50th append, so the interruption lands inside a
+    workload whatever the machine's speed.
+    """
+
+    appends = 0
+
+    async def append(self, stream_id: str, events: Any, expected_version: Any = es.ANY) -> Any:
+        SwallowsCancellation.appends += 1
+        if SwallowsCancellation.appends == 50:
+            os.kill(os.getpid(), signal.SIGINT)
+        try:
+            await asyncio.sleep(0.001)
+        except asyncio.CancelledError:
+            raise es.EventStoreError("the call was cancelled") from None
+        return await self.inner.append(stream_id, events, expected_version=expected_version)
+
+
+def test_ctrl_c_stops_the_run_even_when_the_store_swallows_the_cancellation() -> None:
+    stubborn = memory_target()
+    stubborn.name = "stubborn"
+    stubborn.kind = "embedded"
+    stubborn.wrap = lambda store: cast(es.EventStore, SwallowsCancellation(store))
+    after = memory_target()
+    after.name = "after"
+    sizes = replace(QUICK.scaled(0.5), warmup_seconds=0.0)
+    results = run_comparison([stubborn, after], RunOptions(sizes))
+    assert SwallowsCancellation.appends >= 50
+    assert results["interrupted"] is True
+    statuses = [entry["status"] for entry in results["backends"]]
+    assert statuses == ["interrupted", "not run (interrupted)"]

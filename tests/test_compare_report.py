@@ -170,3 +170,62 @@ def test_ctrl_c_writes_a_partial_report_marked_interrupted(tmp_path: Path) -> No
     paths = outputs.write(results, tmp_path, html=False)
     assert "INTERRUPTED: this is a partial report" in paths["markdown"].read_text()
     assert cast(dict[str, Any], json.loads(paths["results"].read_text()))["interrupted"]
+
+
+def test_a_billed_endpoint_is_refused_without_a_cap_and_a_url_is_measured(
+    tmp_path: Path,
+) -> None:
+    extra = f"sqlite:///{tmp_path / 'given.db'}"
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            "--quick",
+            "--scale",
+            "0.03",
+            "--out",
+            str(tmp_path / "out"),
+            "--backend",
+            "dynamodb://events?region=eu-west-1",
+            "--backend",
+            extra,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    entries = {
+        e["name"]: e for e in outputs.load_results(tmp_path / "out" / "results.json")["backends"]
+    }
+    billed = entries["dynamodb (events)"]
+    assert billed["status"] == "unavailable"
+    assert billed["error"].startswith("billed cloud endpoint: pass --allow-billed and --max-usd")
+    given = next(e for name, e in entries.items() if name.startswith("sqlite ("))
+    assert given["status"] == "ok"
+    assert given["kind"] == "remote"
+    assert given["sound"]
+
+
+def test_a_billed_endpoint_over_the_cap_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            "--quick",
+            "--scale",
+            "0.02",
+            "--out",
+            str(tmp_path),
+            "--backend",
+            "dynamodb://events?region=eu-west-1",
+            "--allow-billed",
+            "--max-usd",
+            "0.0001",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (billed,) = [
+        e
+        for e in outputs.load_results(tmp_path / "results.json")["backends"]
+        if e["scheme"] == "dynamodb"
+    ]
+    assert billed["status"] == "unavailable"
+    assert "exceeds --max-usd 0.0001" in billed["error"]

@@ -179,3 +179,11 @@ def test_the_shipped_prices_are_dated_and_sourced() -> None:
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", price["as_of"])
         assert price["source"].startswith("https://")
         assert price["kind"] in ("published", "estimate")
+
+
+def test_a_protocol_double_is_measured_but_never_recommended() -> None:
+    double = _entry("Double", "gamma", 9000.0)
+    double["kind"] = "double"
+    verdict = _verdict([double, _entry("B", "beta", 100.0)])
+    assert verdict.chosen == ["B"]
+    assert dict(verdict.excluded)["Double"].startswith("a protocol double")

@@ -140,6 +140,20 @@ def build(
             f"{results.get('wall_seconds', '?')} s in all.",
         )
     )
+    start_load = environment.get("load_average_at_start") or [None]
+    end_load = environment.get("load_average_at_end") or [None]
+    cores = environment.get("cores") or 1
+    if start_load[0] is not None and max(start_load[0], end_load[0] or 0) > cores:
+        blocks.append(
+            Block(
+                "banner",
+                f"BUSY MACHINE: the 1-minute load average was {start_load[0]} at the start and "
+                f"{'not recorded' if end_load[0] is None else end_load[0]} at the end, on "
+                f"{cores} cores; other work shared the CPU, so "
+                "the figures (and most of all the latency tails) are lower than this machine "
+                "can do. Rerun when it is idle, or with --repeat 3 to see the spread.",
+            )
+        )
     blocks.append(
         Block(
             "p",

@@ -3,7 +3,8 @@
 The engine knows no backend by name. For each profile of ``rules.toml`` it:
 
 1. excludes every backend that did not run (listed with its error), that has a failed
-   correctness check anywhere (unsound), that is a reference (trait ``reference``), that
+   correctness check anywhere (unsound), that is a reference (trait ``reference``) or a
+   protocol double standing in for a server (target kind ``double``), that
    falls short of the profile's required capabilities or traits, or that misses the user's
    thresholds (``--rate`` on the profile's ``rate_figure``, ``--p99-ms`` on its
    ``p99_figure``);
@@ -217,6 +218,8 @@ def _exclusion(
         return "unsound: " + ("; ".join(failed[:2]) if failed else "a workload failed")
     if "reference" in traits:
         return "reference column (the library's own cost), never recommended"
+    if entry.get("kind") == "double":
+        return "a protocol double: its figures are library overhead, not server speed"
     shortfalls = _capability_shortfalls(entry.get("capabilities") or {}, profile.get("require", {}))
     missing_traits = [t for t in profile.get("traits", []) if t not in traits]
     if missing_traits:

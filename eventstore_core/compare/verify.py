@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 
-def run_suite(url: str, timeout: float = 900.0) -> dict[str, Any]:
-    """Counts of the conformance suite against ``url`` (``error`` set if it could not run)."""
+def run_suite(url: str, timeout: float = 900.0, select: str | None = None) -> dict[str, Any]:
+    """Counts of the conformance suite against ``url`` (``error`` set if it could not run).
+
+    ``select`` is a pytest ``-k`` expression, to run part of the suite.
+    """
     with tempfile.TemporaryDirectory(prefix="eventstore-verify-") as directory:
         report = Path(directory) / "junit.xml"
         env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
@@ -36,6 +39,7 @@ def run_suite(url: str, timeout: float = 900.0) -> dict[str, Any]:
                     url,
                     "-q",
                     f"--junitxml={report}",
+                    *(["-k", select] if select else []),
                 ],
                 cwd=directory,
                 env=env,

@@ -218,6 +218,9 @@ class Context:
     capabilities: es.Capabilities
     head: es.Position | None = None
     """The last position ``read_all`` saw: the live workload subscribes after it."""
+    read_filter: es.EventFilter | None = None
+    """Set for a store that may hold other data (a URL the user gave): ``read_all`` then
+    reads the run's own category only, instead of a whole production store."""
     progress: Callable[[str], None] = lambda _label: None
 
 
@@ -571,7 +574,10 @@ async def read_all(store: es.EventStore, ctx: Context) -> WorkloadResult:
     only measure.
     """
     ledger = ctx.ledger
-    result = WorkloadResult("read_all", "read_all catch-up from the start", params={})
+    label = "read_all catch-up from the start"
+    if ctx.read_filter is not None:
+        label += " (the run's own category only)"
+    result = WorkloadResult("read_all", label, params={"filtered": ctx.read_filter is not None})
     timer = _Timer()
     deadline = time.perf_counter() + ctx.sizes.seconds
     problems: list[str] = []
@@ -583,7 +589,7 @@ async def read_all(store: es.EventStore, ctx: Context) -> WorkloadResult:
         previous: es.Position | None = None
         unordered = 0
         count = 0
-        async for event in store.read_all():
+        async for event in store.read_all(filter=ctx.read_filter):
             count += 1
             if passes:
                 continue
