@@ -34,7 +34,7 @@ from eventstore_core import serialization
 _T = TypeVar("_T")
 
 #: Examples per property and backend (derandomized: the same examples on every run).
-EXAMPLES = int(os.environ.get("EVENTSTORE_HYPOTHESIS_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("EVENTSTORE_HYPOTHESIS_EXAMPLES", "100"))
 
 _SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -301,9 +301,15 @@ class _Session:
         self.store = es.connect(url)
         self.reference = es.connect("memory://")
         self.category = "ConfBad" + uuid.uuid4().hex[:12]
+        self.examples = 0
 
     def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         return self.runner.run(asyncio.wait_for(coroutine, 60))
+
+    def run_example(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run one hypothesis example (counted, for reports)."""
+        self.examples += 1
+        self.run(coroutine)
 
     def stream(self) -> str:
         return f"{self.category}-{uuid.uuid4().hex}"
@@ -405,7 +411,7 @@ def _normalised(value: object) -> object:
 
 
 def test_any_batch_gets_the_core_verdict_and_reads_back_exactly(
-    eventstore_url: str,
+    eventstore_url: str, request: pytest.FixtureRequest
 ) -> None:
     """Arbitrary events: the verdict of the core's validation, nothing written on refusal,
     and an accepted batch reads back with the same data, metadata and ids, types included."""
@@ -414,9 +420,10 @@ def test_any_batch_gets_the_core_verdict_and_reads_back_exactly(
         @_SETTINGS
         @given(events=st.lists(_EVENTS, min_size=0, max_size=3), expected=_VERSIONS)
         def check(events: list[es.NewEvent], expected: Any) -> None:
-            s.run(_check_batch(s, events, expected))
+            s.run_example(_check_batch(s, events, expected))
 
         check()
+        request.node.user_properties.append(("hypothesis_examples", s.examples))
 
 
 async def _check_batch(s: _Session, events: list[es.NewEvent], expected: Any) -> None:
@@ -439,7 +446,9 @@ async def _check_batch(s: _Session, events: list[es.NewEvent], expected: Any) ->
         )
 
 
-def test_any_read_argument_gets_the_core_verdict(eventstore_url: str) -> None:
+def test_any_read_argument_gets_the_core_verdict(
+    eventstore_url: str, request: pytest.FixtureRequest
+) -> None:
     """Arbitrary ``from_version``, ``limit``, ``backwards`` and stream ids: the same verdict as
     the core's validation, and never a raw driver error."""
     with _session(eventstore_url) as s:
@@ -454,9 +463,10 @@ def test_any_read_argument_gets_the_core_verdict(eventstore_url: str) -> None:
         def check(stream: Any, from_version: Any, limit: Any, backwards: bool) -> None:
             if backwards and not s.store.capabilities.backwards_reads:
                 backwards = False
-            s.run(_check_read(s, stream, from_version, limit, backwards))
+            s.run_example(_check_read(s, stream, from_version, limit, backwards))
 
         check()
+        request.node.user_properties.append(("hypothesis_examples", s.examples))
 
 
 async def _check_read(s: _Session, stream: Any, from_version: Any, limit: Any, back: bool) -> None:
@@ -503,7 +513,7 @@ def _shape(position: es.Position) -> tuple[type, int]:
 
 
 def test_any_position_token_is_refused_unless_it_has_the_store_shape(
-    eventstore_url: str,
+    eventstore_url: str, request: pytest.FixtureRequest
 ) -> None:
     """``read_all``, ``subscribe`` and ``save_checkpoint`` take a token only when it has the
     shape of the store's own positions (type, number of parts, 64-bit parts); a refusal is an
@@ -516,9 +526,10 @@ def test_any_position_token_is_refused_unless_it_has_the_store_shape(
         @_SETTINGS
         @given(token=_TOKENS)
         def check(token: Any) -> None:
-            s.run(_check_token(s, token, real, name))
+            s.run_example(_check_token(s, token, real, name))
 
         check()
+        request.node.user_properties.append(("hypothesis_examples", s.examples))
 
 
 async def _check_token(s: _Session, token: Any, real: es.Position, name: str) -> None:
@@ -556,7 +567,9 @@ def _subscribe_call(store: es.EventStore, token: Any) -> Callable[[], Awaitable[
 _FILTER_ENTRIES = st.one_of(st.none(), st.lists(st.one_of(_TEXT, _NAMES), max_size=3), _TEXT)
 
 
-def test_any_filter_gets_the_core_verdict(eventstore_url: str) -> None:
+def test_any_filter_gets_the_core_verdict(
+    eventstore_url: str, request: pytest.FixtureRequest
+) -> None:
     """Arbitrary event types and categories in an ``EventFilter``: the core's verdict, and an
     accepted filter reads (nothing of ours matches a random filter but our own type)."""
     with _session(eventstore_url) as s:
@@ -566,9 +579,10 @@ def test_any_filter_gets_the_core_verdict(eventstore_url: str) -> None:
         @_SETTINGS
         @given(types=_FILTER_ENTRIES, categories=_FILTER_ENTRIES)
         def check(types: Any, categories: Any) -> None:
-            s.run(_check_filter(s, types, categories, marker))
+            s.run_example(_check_filter(s, types, categories, marker))
 
         check()
+        request.node.user_properties.append(("hypothesis_examples", s.examples))
 
 
 async def _check_filter(s: _Session, types: Any, categories: Any, marker: es.Position) -> None:
@@ -582,7 +596,7 @@ async def _check_filter(s: _Session, types: Any, categories: Any, marker: es.Pos
 
 
 def test_any_snapshot_gets_the_core_verdict_and_reads_back_exactly(
-    eventstore_url: str,
+    eventstore_url: str, request: pytest.FixtureRequest
 ) -> None:
     """Arbitrary snapshots: the core's verdict, nothing saved on refusal, exact read-back."""
     with _session(eventstore_url) as s:
@@ -592,9 +606,10 @@ def test_any_snapshot_gets_the_core_verdict_and_reads_back_exactly(
         @_SETTINGS
         @given(stream=st.one_of(st.none(), _NAMES), version=_VERSIONS, type=_NAMES, data=_DATA)
         def check(stream: Any, version: Any, type: Any, data: Any) -> None:
-            s.run(_check_snapshot(s, stream, version, type, data))
+            s.run_example(_check_snapshot(s, stream, version, type, data))
 
         check()
+        request.node.user_properties.append(("hypothesis_examples", s.examples))
 
 
 async def _check_snapshot(s: _Session, stream: Any, version: Any, kind: Any, data: Any) -> None:
