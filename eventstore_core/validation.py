@@ -103,7 +103,7 @@ def validate_name(value: object, what: str) -> str:
     ch = _bad_character(value)
     if ch is not None:
         raise InvalidEventError(
-            f"{what} {value!r} contains the control or surrogate character {ch!r}", field=what
+            f"{what} {value!r} contains the {_kind(ch)} character {ch!r}", field=what
         )
     return value
 
@@ -114,6 +114,10 @@ def _bad_character(value: str) -> str | None:
         if unicodedata.category(ch) in ("Cc", "Cs"):
             return ch
     return None
+
+
+def _kind(ch: str) -> str:
+    return "surrogate" if unicodedata.category(ch) == "Cs" else "control"
 
 
 def _validate_optional_id(value: object, what: str) -> str | None:
@@ -131,7 +135,7 @@ def _validate_optional_id(value: object, what: str) -> str | None:
     ch = _bad_character(value)
     if ch is not None:
         raise InvalidEventError(
-            f"{what} {value!r} contains the control or surrogate character {ch!r}", field=what
+            f"{what} {value!r} contains the {_kind(ch)} character {ch!r}", field=what
         )
     return value
 

@@ -46,16 +46,8 @@ def declared_shortfalls() -> dict[str, list[Shortfall]]:
     # and an early import would keep the suite's asserts from being rewritten.
     from eventstore_conformance import never, notimpl, notyet  # noqa: F401
 
-    # Positions of one integer: the adapter must declare ``position_parts = 1`` so that a
-    # token of another shape ("1:2:3") is refused at the call (issue 9, item 8).
-    shape = notimpl(
-        "test_*position_token*",
-        reason="the adapter does not declare position_parts, so tokens of another shape pass",
-        raises=(AssertionError, pytest.fail.Exception),
-    )
     return {
         "sqlite": [
-            shape,
             notimpl(
                 "test_cancelling_any_operation_at_any_point_leaves_the_store_whole",
                 reason="a cancelled append leaves the writer in a transaction (issue 9, item 1)",
@@ -63,7 +55,6 @@ def declared_shortfalls() -> dict[str, list[Shortfall]]:
             ),
         ],
         "dynamodb": [
-            shape,
             notimpl(
                 "test_a_lost_answer_with_no_way_back_says_maybe_applied",
                 reason="a retry that cannot reconnect says maybe_applied=False (issue 9, item 2)",
