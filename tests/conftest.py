@@ -2,8 +2,10 @@
 
 ``eventstore_url`` (the fixture the conformance suite asks for) is parametrized over the
 backends, so ``tests/test_conformance_suite.py`` runs the whole suite against each; test ids
-end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``. Choose backends with
-``--backends memory,sqlite`` (or ``EVENTSTORE_TEST_BACKENDS``), or ``-k sqlite``; run the
+end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``, ``[kurrentdb]`` and
+``[kurrentdb-strict]`` (the KurrentDB adapter in its default and its strict idempotency mode,
+on the protocol double unless ``EVENTSTORE_TEST_KURRENTDB_URL`` names a server). Choose backends
+with ``--backends memory,sqlite`` (or ``EVENTSTORE_TEST_BACKENDS``), or ``-k sqlite``; run the
 suite against any other store with ``--eventstore-url URL``.
 
 Services start lazily, once per session, and only when a selected test needs them: the
@@ -36,6 +38,8 @@ BACKENDS = {
     "sqlite": "sqlite",
     "postgres": "postgresql",
     "dynamodb": "dynamodb",
+    "kurrentdb": "kurrentdb",
+    "kurrentdb-strict": "kurrentdb",
 }
 
 
@@ -142,6 +146,19 @@ def dynamodb_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def kurrentdb_url() -> Iterator[str]:
+    """A KurrentDB for the session: ``EVENTSTORE_TEST_KURRENTDB_URL``, else the protocol double."""
+    from eventstore_core.local.kurrentdb import kurrentdb_double, url_from_environment
+
+    real = url_from_environment()
+    if real is not None:
+        yield real
+        return
+    with kurrentdb_double() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The URL of the store the conformance suite runs against, for the backend in param."""
     backend: str = request.param
@@ -165,6 +182,11 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     if backend == "postgres":
         pg: str = request.getfixturevalue("postgres_url")
         return pg
+    if backend in ("kurrentdb", "kurrentdb-strict"):
+        kurrent: str = request.getfixturevalue("kurrentdb_url")
+        if backend == "kurrentdb-strict":
+            kurrent += ("&" if "?" in kurrent else "?") + "idempotency=strict"
+        return kurrent
     from eventstore_core.local.dynamodb import with_table
 
     return with_table(request.getfixturevalue("dynamodb_url"), "eventstore_conformance")

@@ -229,7 +229,13 @@ def test_ctrl_c_stops_the_run_even_when_the_store_swallows_the_cancellation() ->
     after = memory_target()
     after.name = "after"
     sizes = replace(QUICK.scaled(0.5), warmup_seconds=0.0)
-    results = run_comparison([stubborn, after], RunOptions(sizes))
+    # Python's own Ctrl-C handling, whatever this process inherited (a background job in a
+    # non-interactive shell starts with SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        results = run_comparison([stubborn, after], RunOptions(sizes))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert SwallowsCancellation.appends >= 50
     assert results["interrupted"] is True
     statuses = [entry["status"] for entry in results["backends"]]

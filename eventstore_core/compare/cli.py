@@ -18,7 +18,7 @@ from rich.table import Table
 
 from eventstore_core.compare import facts, outputs
 from eventstore_core.compare.diff import DifferentMachinesError, diff
-from eventstore_core.compare.report import SUMMARY_COLUMNS
+from eventstore_core.compare.report import SUMMARY_COLUMNS, summary_rows
 from eventstore_core.compare.runner import Progress as RunnerProgress
 from eventstore_core.compare.runner import RunOptions, run_comparison
 from eventstore_core.compare.targets import (
@@ -79,15 +79,8 @@ def _summary_table(results: dict[str, Any]) -> Table:
     table.add_column("status")
     for header, *_ in SUMMARY_COLUMNS:
         table.add_column(header, justify="right")
-    from eventstore_core.compare.report import _cell, _reference, _status
-
-    ref = _reference(results, facts.load_backends())
-    for entry in results["backends"]:
-        table.add_row(
-            entry["name"],
-            _status(entry),
-            *(_cell(entry, ref, key, fig, unit) for _, key, fig, unit in SUMMARY_COLUMNS),
-        )
+    for name, _kind, status, *cells in summary_rows(results, facts.load_backends()):
+        table.add_row(name, status, *cells)
     return table
 
 

@@ -103,6 +103,22 @@ def ratio(value: float) -> str:
     return f"{value:.2g}x"
 
 
+def summary_rows(
+    results: dict[str, Any], backends: dict[str, dict[str, Any]]
+) -> list[tuple[str, ...]]:
+    """The summary table's rows: backend, kind, status, then one cell per summary column."""
+    ref = _reference(results, backends)
+    return [
+        (
+            entry["name"],
+            entry["kind"],
+            _status(entry),
+            *(_cell(entry, ref, key, fig, unit) for _, key, fig, unit in SUMMARY_COLUMNS),
+        )
+        for entry in results.get("backends", [])
+    ]
+
+
 def _status(entry: dict[str, Any]) -> str:
     if entry.get("status") != "ok":
         return str(entry.get("status"))
@@ -168,11 +184,7 @@ def build(
     # Summary
     blocks.append(Block("h2", "Summary (on this machine)", anchor="summary"))
     headers = ("backend", "kind", "status", *(c[0] for c in SUMMARY_COLUMNS))
-    rows = []
-    for entry in entries:
-        cells = tuple(_cell(entry, ref, key, fig, unit) for _, key, fig, unit in SUMMARY_COLUMNS)
-        rows.append((entry["name"], entry["kind"], _status(entry), *cells))
-    blocks.append(Block("table", headers=headers, rows=tuple(rows)))
+    blocks.append(Block("table", headers=headers, rows=tuple(summary_rows(results, backends))))
     blocks.append(
         Block(
             "p",
@@ -623,4 +635,4 @@ def to_html(blocks: list[Block], *, plots_note: str | None = None) -> str:
     )
 
 
-__all__ = ["SUMMARY_COLUMNS", "Block", "build", "ratio", "to_html", "to_markdown"]
+__all__ = ["SUMMARY_COLUMNS", "Block", "build", "ratio", "summary_rows", "to_html", "to_markdown"]

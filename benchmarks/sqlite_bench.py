@@ -1,0 +1,621 @@
+"""SQLite benchmarks: the eventstore-core adapter, ``eventsourcing``'s recorder, raw ``sqlite3``.
+
+All three run side by side, in one run, on one disk, with the same 220-byte payload, each at
+the same ``synchronous`` setting (WAL mode for all):
+
+* ``eventstore`` - ``es.connect("sqlite:///...")``: validation, the expected-version check,
+  permanent idempotency, commit-ordered positions, the wake-up; everything a user gets.
+* ``eventsourcing`` - ``eventsourcing.sqlite.SQLiteApplicationRecorder`` (threads, its own
+  connection pool), whose only check is the ``(originator_id, version)`` primary key.
+* ``raw sqlite3`` - one connection per thread doing the same skip-free insert into the
+  adapter's own table under ``BEGIN IMMEDIATE`` with versions it already knows, and nothing
+  else. The ceiling for this design on this machine.
+
+Scenarios: single-event appends to new streams by 1 and 4 writers (tasks for the adapter,
+threads for the others); 100-event batches by 1 and 4 writers; ``read_all`` of everything
+written; single-event appends by 3 writer processes on one file. ``--million`` adds a
+``read_all`` over 1M events, reporting resident memory growth.
+
+Usage:
+
+    uv run python benchmarks/sqlite_bench.py [--seconds 2] [--synchronous FULL,NORMAL]
+                                             [--dir /tmp/x] [--million]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil  # type: ignore[import-untyped]
+
+import eventstore_core as es
+
+PAYLOAD = {
+    "order_id": "0b0f3a4c-9a41-4d5e-8a8e-1f1f2b7d3c11",
+    "customer": "c-1234567890",
+    "total": 1234,
+    "currency": "EUR",
+    "items": [{"sku": "SKU-0001", "qty": 2}, {"sku": "SKU-0002", "qty": 1}],
+    "note": "x" * 48,
+}
+DATA = orjson.dumps(PAYLOAD)
+assert 200 <= len(DATA) <= 240, len(DATA)
+BATCH = 100
+READ_PAGE = 500  # the adapter's default page_size, for everyone
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7): 48 bits of milliseconds, then random bits."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10)) & ((1 << 80) - 1)
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # the RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+#: How event ids are made: the library's default (random UUIDv4), or time-ordered (--ids uuid7).
+new_id: Callable[[], uuid.UUID] = uuid.uuid4
+
+
+# --------------------------------------------------------------------------------------------
+# eventstore-core
+# --------------------------------------------------------------------------------------------
+
+
+def es_url(path: Path, synchronous: str) -> str:
+    return f"sqlite:///{path}?synchronous={synchronous}"
+
+
+async def es_appends(url: str, seconds: float, writers: int, batch: int) -> float:
+    """Events/s appended through the adapter by ``writers`` tasks, ``batch`` events per call."""
+    async with es.connect(url) as store:
+        await store.setup()
+        stop = time.perf_counter() + seconds
+        counts = [0] * writers
+        prefix = uuid.uuid4().hex[:8]
+
+        async def writer(w: int) -> None:
+            n = 0
+            while time.perf_counter() < stop:
+                events = [es.NewEvent("OrderPlaced", PAYLOAD, id=new_id()) for _ in range(batch)]
+                await store.append(f"Order-{prefix}{w}x{n}", events, es.NO_STREAM)
+                n += 1
+            counts[w] = n * batch
+
+        start = time.perf_counter()
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+        return sum(counts) / (time.perf_counter() - start)
+
+
+async def es_latency(url: str, seconds: float, writers: int) -> tuple[float, float, float, float]:
+    """Single-event appends by ``writers`` tasks: rate, p50 and p99 latency (ms), group size."""
+    async with es.connect(url) as store:
+        await store.setup()
+        writer = store._writer  # type: ignore[attr-defined]
+        commits = writer.commits
+        latencies: list[float] = []
+        stop = time.perf_counter() + seconds
+        prefix = uuid.uuid4().hex[:8]
+
+        async def one(w: int) -> None:
+            n = 0
+            while time.perf_counter() < stop:
+                start = time.perf_counter()
+                event = es.NewEvent("OrderPlaced", PAYLOAD, id=new_id())
+                await store.append(f"Order-{prefix}{w}x{n}", [event], es.NO_STREAM)
+                latencies.append(time.perf_counter() - start)
+                n += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(w) for w in range(writers)))
+        elapsed = time.perf_counter() - start
+        latencies.sort()
+        group = len(latencies) / max(1, writer.commits - commits)
+        p50 = latencies[len(latencies) // 2] * 1000
+        p99 = latencies[int(len(latencies) * 0.99)] * 1000
+        return len(latencies) / elapsed, p50, p99, group
+
+
+def latency(directory: Path, seconds: float, settings: list[str]) -> None:
+    """Group commit's cost and gain: per-append latency as concurrent writers grow."""
+    print("\n| synchronous | writers | appends/s | p50 ms | p99 ms | appends per commit |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for sync in settings:
+        for writers in (1, 4, 16, 64):
+            url = es_url(directory / f"latency-{sync}.db", sync)
+            rate, p50, p99, group = asyncio.run(es_latency(url, seconds, writers))
+            print(
+                f"| {sync} | {writers} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {group:.1f} |",
+                flush=True,
+            )
+
+
+STREAM_EVENTS = 20_000
+STREAM_ID = "Ledger-1"
+
+
+async def es_write_stream(url: str) -> None:
+    async with es.connect(url) as store:
+        await store.setup()
+        for _ in range(STREAM_EVENTS // BATCH):
+            await store.append(STREAM_ID, [es.NewEvent("Posted", PAYLOAD) for _ in range(BATCH)])
+
+
+async def es_read_stream(url: str) -> tuple[int, float]:
+    async with es.connect(url) as store:
+        start = time.perf_counter()
+        n = 0
+        async for _event in store.read_stream(STREAM_ID):
+            n += 1
+        return n, time.perf_counter() - start
+
+
+async def es_read_all(url: str) -> tuple[int, float]:
+    async with es.connect(url) as store:
+        start = time.perf_counter()
+        n = 0
+        async for _event in store.read_all():
+            n += 1
+        return n, time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------------------------
+# eventsourcing
+# --------------------------------------------------------------------------------------------
+
+
+def eventsourcing_recorder(path: Path, synchronous: str) -> Any:
+    from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+    datastore = SQLiteDatastore(str(path), pool_size=8, lock_timeout=30)
+    create = datastore.pool._create_connection
+
+    def create_at_setting() -> Any:
+        # eventsourcing has no synchronous option; set it on each new pooled connection.
+        connection = create()
+        connection._sqlite_conn.execute(f"PRAGMA synchronous = {synchronous}")
+        return connection
+
+    datastore.pool._create_connection = create_at_setting  # type: ignore[method-assign]
+    recorder = SQLiteApplicationRecorder(datastore)
+    recorder.create_table()
+    return recorder
+
+
+def eventsourcing_appends(
+    path: Path, synchronous: str, seconds: float, writers: int, batch: int
+) -> float:
+    from eventsourcing.persistence import StoredEvent
+
+    recorder = eventsourcing_recorder(path, synchronous)
+    counts = [0] * writers
+    stop = time.perf_counter() + seconds
+
+    def writer(w: int) -> None:
+        n = 0
+        while time.perf_counter() < stop:
+            originator = uuid.uuid4()
+            recorder.insert_events(
+                [StoredEvent(originator, v, "bench:OrderPlaced", DATA) for v in range(1, batch + 1)]
+            )
+            n += 1
+        counts[w] = n * batch
+
+    start = time.perf_counter()
+    _run_threads(writer, writers)
+    elapsed = time.perf_counter() - start
+    recorder.datastore.close()
+    return sum(counts) / elapsed
+
+
+_LEDGER = uuid.UUID("6c1d3f0e-8a57-4bd6-9a51-3cb1f0e7a001")
+
+
+def eventsourcing_write_stream(path: Path, synchronous: str) -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    recorder = eventsourcing_recorder(path, synchronous)
+    for b in range(STREAM_EVENTS // BATCH):
+        first = b * BATCH + 1
+        recorder.insert_events(
+            [StoredEvent(_LEDGER, v, "bench:Posted", DATA) for v in range(first, first + BATCH)]
+        )
+    recorder.datastore.close()
+
+
+def eventsourcing_read_stream(path: Path, synchronous: str) -> tuple[int, float]:
+    recorder = eventsourcing_recorder(path, synchronous)
+    start = time.perf_counter()
+    n = len(recorder.select_events(_LEDGER))
+    elapsed = time.perf_counter() - start
+    recorder.datastore.close()
+    return n, elapsed
+
+
+def eventsourcing_read_all(path: Path, synchronous: str) -> tuple[int, float]:
+    recorder = eventsourcing_recorder(path, synchronous)
+    start = time.perf_counter()
+    n, last = 0, 0
+    while True:
+        page = recorder.select_notifications(last + 1, READ_PAGE)
+        n += len(page)
+        if len(page) < READ_PAGE:
+            break
+        last = page[-1].id
+    elapsed = time.perf_counter() - start
+    recorder.datastore.close()
+    return n, elapsed
+
+
+# --------------------------------------------------------------------------------------------
+# raw sqlite3
+# --------------------------------------------------------------------------------------------
+
+_RAW_INSERT = (
+    "INSERT INTO events (stream_id, version, event_id, type, category, data, metadata, "
+    "correlation_id, causation_id, recorded_at, batch_first, batch_last) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, 1, ?)"
+)
+
+
+def _raw_connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    return conn
+
+
+def raw_appends(path: Path, synchronous: str, seconds: float, writers: int, batch: int) -> float:
+    """The adapter's table, written with nothing but BEGIN IMMEDIATE / INSERT / COMMIT."""
+    counts = [0] * writers
+    stop = time.perf_counter() + seconds
+    prefix = uuid.uuid4().hex[:8]
+
+    def writer(w: int) -> None:
+        conn = _raw_connect(path, synchronous)
+        n = 0
+        while time.perf_counter() < stop:
+            stream = f"Order-{prefix}{w}x{n}"
+            now = time.time_ns() // 1000
+            rows = [
+                (stream, v, new_id().bytes, "OrderPlaced", "Order", DATA, b"{}", now, batch)
+                for v in range(1, batch + 1)
+            ]
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_RAW_INSERT, rows)
+            conn.execute("COMMIT")
+            n += 1
+        conn.close()
+        counts[w] = n * batch
+
+    start = time.perf_counter()
+    _run_threads(writer, writers)
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def raw_write_stream(path: Path, synchronous: str) -> None:
+    conn = _raw_connect(path, synchronous)
+    for b in range(STREAM_EVENTS // BATCH):
+        rows = [
+            (STREAM_ID, v, new_id().bytes, "Posted", "Ledger", DATA, b"{}", 0, v)
+            for v in range(b * BATCH + 1, (b + 1) * BATCH + 1)
+        ]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_RAW_INSERT, rows)
+        conn.execute("COMMIT")
+    conn.close()
+
+
+def raw_read_stream(path: Path, synchronous: str) -> tuple[int, float]:
+    conn = _raw_connect(path, synchronous)
+    start = time.perf_counter()
+    n, version = 0, 1
+    while True:
+        rows = conn.execute(
+            "SELECT stream_id, version, position, event_id, type, data, metadata, "
+            "correlation_id, causation_id, recorded_at FROM events "
+            "WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?",
+            (STREAM_ID, version, READ_PAGE),
+        ).fetchall()
+        n += len(rows)
+        if len(rows) < READ_PAGE:
+            break
+        version = rows[-1][1] + 1
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return n, elapsed
+
+
+def raw_read_all(path: Path, synchronous: str) -> tuple[int, float]:
+    conn = _raw_connect(path, synchronous)
+    start = time.perf_counter()
+    n, last = 0, 0
+    while True:
+        rows = conn.execute(
+            "SELECT stream_id, version, position, event_id, type, data, metadata, "
+            "correlation_id, causation_id, recorded_at FROM events WHERE position > ? "
+            "ORDER BY position LIMIT ?",
+            (last, READ_PAGE),
+        ).fetchall()
+        n += len(rows)
+        if len(rows) < READ_PAGE:
+            break
+        last = rows[-1][2]
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return n, elapsed
+
+
+def _run_threads(target: Callable[[int], None], count: int) -> None:
+    threads = [threading.Thread(target=target, args=(w,)) for w in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+# --------------------------------------------------------------------------------------------
+# several processes on one file
+# --------------------------------------------------------------------------------------------
+
+
+def _process_writer(
+    contender: str, path: str, synchronous: str, seconds: float, ids: str, out: Any
+) -> None:
+    global new_id
+    new_id = uuid7 if ids == "uuid7" else uuid.uuid4
+    file = Path(path)
+    if contender == "eventstore":
+        rate = asyncio.run(es_appends(es_url(file, synchronous), seconds, 1, 1))
+    elif contender == "eventsourcing":
+        rate = eventsourcing_appends(file, synchronous, seconds, 1, 1)
+    else:
+        rate = raw_appends(file, synchronous, seconds, 1, 1)
+    out.put(rate)
+
+
+def processes_appends(
+    contender: str, path: Path, synchronous: str, seconds: float, count: int
+) -> float:
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    processes = [
+        context.Process(
+            target=_process_writer,
+            args=(contender, str(path), synchronous, seconds, new_id.__name__, out),
+        )
+        for _ in range(count)
+    ]
+    for process in processes:
+        process.start()
+    rates: list[float] = [out.get(timeout=seconds + 120) for _ in processes]
+    for process in processes:
+        process.join()
+    return sum(rates)
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+
+CONTENDERS = ("eventstore", "eventsourcing", "raw sqlite3")
+
+
+def appends(
+    contender: str, path: Path, sync: str, seconds: float, writers: int, batch: int
+) -> float:
+    if contender == "eventstore":
+        return asyncio.run(es_appends(es_url(path, sync), seconds, writers, batch))
+    if contender == "eventsourcing":
+        return eventsourcing_appends(path, sync, seconds, writers, batch)
+    return raw_appends(path, sync, seconds, writers, batch)
+
+
+def write_stream(contender: str, path: Path, sync: str) -> None:
+    if contender == "eventstore":
+        asyncio.run(es_write_stream(es_url(path, sync)))
+    elif contender == "eventsourcing":
+        eventsourcing_write_stream(path, sync)
+    else:
+        raw_write_stream(path, sync)
+
+
+def read_stream(contender: str, path: Path, sync: str) -> tuple[int, float]:
+    if contender == "eventstore":
+        return asyncio.run(es_read_stream(es_url(path, sync)))
+    if contender == "eventsourcing":
+        return eventsourcing_read_stream(path, sync)
+    return raw_read_stream(path, sync)
+
+
+def read_all(contender: str, path: Path, sync: str) -> tuple[int, float]:
+    if contender == "eventstore":
+        return asyncio.run(es_read_all(es_url(path, sync)))
+    if contender == "eventsourcing":
+        return eventsourcing_read_all(path, sync)
+    return raw_read_all(path, sync)
+
+
+def prepare_raw_schema(path: Path, sync: str) -> None:
+    """The raw contender writes the adapter's table: let the adapter create it."""
+
+    async def setup() -> None:
+        async with es.connect(es_url(path, sync)) as store:
+            await store.setup()
+
+    asyncio.run(setup())
+
+
+def run(
+    directory: Path,
+    seconds: float,
+    settings: list[str],
+    scenarios: set[str],
+    contenders: list[str],
+    rounds: int,
+) -> None:
+    """Each scenario runs every contender in turn, ``rounds`` times; the best rate is kept.
+
+    Interleaving the contenders scenario by scenario, rather than one contender after the
+    other, keeps a change in the machine's load (it is shared) from favouring one of them.
+    """
+    rows: list[tuple[str, str, str, float]] = []
+
+    def record(scenario: str, sync: str, contender: str, value: float) -> None:
+        rows.append((scenario, sync, contender, value))
+        print(f"  {scenario:<28} {sync:<6} {contender:<14} {value:>12,.0f}", flush=True)
+
+    def file(contender: str, sync: str, kind: str = "") -> Path:
+        return directory / f"{kind}{contender.replace(' ', '_')}-{sync}.db"
+
+    for sync in settings:
+        for contender in contenders:
+            if contender == "raw sqlite3":
+                for kind in ("", "procs-", "stream-"):
+                    prepare_raw_schema(file(contender, sync, kind), sync)
+            elif contender == "eventsourcing":
+                eventsourcing_recorder(file(contender, sync, "procs-"), sync).datastore.close()
+        for writers, batch in ((1, 1), (4, 1), (1, BATCH), (4, BATCH)):
+            if ("single" if batch == 1 else "batch") not in scenarios:
+                continue
+            scenario = f"{'single' if batch == 1 else f'batch {batch}'} x{writers} ev/s"
+            best = dict.fromkeys(contenders, 0.0)
+            for _ in range(rounds):
+                for contender in contenders:
+                    rate = appends(contender, file(contender, sync), sync, seconds, writers, batch)
+                    best[contender] = max(best[contender], rate)
+            for contender in contenders:
+                record(scenario, sync, contender, best[contender])
+        if "stream" in scenarios:
+            best = dict.fromkeys(contenders, 0.0)
+            for contender in contenders:
+                write_stream(contender, file(contender, sync, "stream-"), sync)
+            for _ in range(rounds):
+                for contender in contenders:
+                    n, elapsed = read_stream(contender, file(contender, sync, "stream-"), sync)
+                    assert n == STREAM_EVENTS, (contender, n)
+                    best[contender] = max(best[contender], n / elapsed)
+            for contender in contenders:
+                record(f"read_stream ({STREAM_EVENTS:,}) ev/s", sync, contender, best[contender])
+        if "read" in scenarios:
+            best_read: dict[str, tuple[int, float]] = {}
+            for _ in range(rounds):
+                for contender in contenders:
+                    n, elapsed = read_all(contender, file(contender, sync), sync)
+                    if contender not in best_read or n / elapsed > best_read[contender][1]:
+                        best_read[contender] = (n, n / elapsed)
+            for contender in contenders:
+                n, rate = best_read[contender]
+                record(f"read_all ({n:,}) ev/s", sync, contender, rate)
+        if "processes" in scenarios:
+            best = dict.fromkeys(contenders, 0.0)
+            for _ in range(rounds):
+                for contender in contenders:
+                    path = file(contender, sync, "procs-")
+                    rate = processes_appends(contender, path, sync, seconds, 3)
+                    best[contender] = max(best[contender], rate)
+            for contender in contenders:
+                record("3 processes x1 ev/s", sync, contender, best[contender])
+
+    print()
+    print("| scenario | synchronous | eventstore | eventsourcing | raw sqlite3 | ratio |")
+    print("|---|---|---:|---:|---:|---:|")
+    keys = list(dict.fromkeys((scenario.split(" (")[0], sync) for scenario, sync, _, _ in rows))
+    for scenario, sync in keys:
+        values = {c: v for s, y, c, v in rows if s.split(" (")[0] == scenario and y == sync}
+        peer = values.get("eventsourcing", 0)
+        ratio = values.get("eventstore", 0) / peer if peer else 0
+        cells = " | ".join(f"{values.get(c, 0):,.0f}" for c in CONTENDERS)
+        print(f"| {scenario} | {sync} | {cells} | {ratio:.2f}x |")
+
+
+def million(directory: Path, sync: str) -> None:
+    """Write 1M events (1,000-event batches), then ``read_all`` them watching resident memory."""
+    path = directory / "million.db"
+    url = es_url(path, sync)
+
+    async def fill() -> None:
+        async with es.connect(url) as store:
+            await store.setup()
+            for n in range(1000):
+                events = [es.NewEvent("OrderPlaced", PAYLOAD) for _ in range(1000)]
+                await store.append(f"Order-m{n}", events, es.NO_STREAM)
+
+    start = time.perf_counter()
+    asyncio.run(fill())
+    print(f"  wrote 1,000,000 events in {time.perf_counter() - start:.1f}s", flush=True)
+
+    async def read() -> None:
+        process = psutil.Process()
+        async with es.connect(url) as store:
+            count, peak = 0, 0
+            base = process.memory_info().rss
+            start = time.perf_counter()
+            async for _event in store.read_all():
+                count += 1
+                if count % 50_000 == 0:
+                    peak = max(peak, process.memory_info().rss)
+            elapsed = time.perf_counter() - start
+            growth = (max(peak, process.memory_info().rss) - base) / 2**20
+            print(
+                f"  read_all 1M: {count:,} events in {elapsed:.1f}s ({count / elapsed:,.0f} ev/s), "
+                f"resident memory growth {growth:.1f} MiB",
+                flush=True,
+            )
+
+    asyncio.run(read())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="per append measurement")
+    parser.add_argument("--synchronous", default="FULL,NORMAL")
+    parser.add_argument(
+        "--scenarios",
+        default="single,batch,stream,read,processes,latency",
+        help="comma-separated",
+    )
+    parser.add_argument("--ids", choices=("uuid4", "uuid7"), default="uuid4")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds, best kept")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--dir", type=Path, help="where the files go (default: a temp dir)")
+    parser.add_argument("--million", action="store_true", help="also read_all over 1M events")
+    args = parser.parse_args()
+    global new_id
+    new_id = uuid7 if args.ids == "uuid7" else uuid.uuid4
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="sqlite-bench-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"files in {directory}; load average {os.getloadavg()}", flush=True)
+    try:
+        run(
+            directory,
+            args.seconds,
+            args.synchronous.split(","),
+            set(args.scenarios.split(",")),
+            args.contenders.split(","),
+            args.rounds,
+        )
+        if "latency" in args.scenarios.split(","):
+            latency(directory, args.seconds, args.synchronous.split(","))
+        if args.million:
+            million(directory, "NORMAL")
+    finally:
+        if args.dir is None:
+            shutil.rmtree(directory, ignore_errors=True)
+        print(f"load average {os.getloadavg()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Start the KurrentDB protocol double in a subprocess and get its URL.
+
+No KurrentDB server can be installed without Docker, so tests and benchmarks run against
+:mod:`eventstore_kurrentdb.double` (an in-memory imitation of the server's gRPC API, labelled
+as such), started here on a free loopback port::
+
+    with kurrentdb_double() as url:          # kurrentdb://127.0.0.1:PORT?tls=false
+        async with es.connect(url) as store: ...
+
+``EVENTSTORE_TEST_KURRENTDB_URL`` (see ``url_from_environment``) points tests at a real server
+instead, e.g. the ``kurrentdb`` service of docker-compose.yml.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+__all__ = ["ENV_VAR", "kurrentdb_double", "url_from_environment"]
+
+ENV_VAR = "EVENTSTORE_TEST_KURRENTDB_URL"
+_START_TIMEOUT = 30.0
+
+
+def url_from_environment() -> str | None:
+    """The URL of a real server to test against, if ``EVENTSTORE_TEST_KURRENTDB_URL`` is set."""
+    return os.environ.get(ENV_VAR) or None
+
+
+@contextlib.contextmanager
+def kurrentdb_double(extra_args: Sequence[str] = ()) -> Iterator[str]:
+    """Run the double (``python -m eventstore_kurrentdb.double --port 0``) for the block.
+
+    Yields its ``kurrentdb://`` URL (insecure, loopback). ``extra_args`` go to the double's
+    command line (``--id-cache-bytes N``, ``--max-append-size N``).
+    """
+    command = [sys.executable, "-m", "eventstore_kurrentdb.double", "--port", "0", *extra_args]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        port = _wait_for_port(process)
+        yield f"kurrentdb://127.0.0.1:{port}?tls=false"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover (a stuck double)
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _wait_for_port(process: subprocess.Popen[str]) -> int:
+    # The double prints "listening: insecure 127.0.0.1:PORT" once it serves.
+    assert process.stdout is not None
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            code = process.poll()
+            raise RuntimeError(f"the KurrentDB double exited before serving (exit code {code})")
+        if line.startswith("listening:"):
+            return int(line.rsplit(":", 1)[1].split(",")[0])
+    raise RuntimeError("the KurrentDB double did not start in time")
