@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aioboto3
-from eventstore_dynamodb.items import item_size
+from eventstore_dynamodb._items import item_size
 
 import eventstore_core as es
 from eventstore_core.local.dynamodb import (
@@ -316,7 +316,7 @@ async def run(url: str, scale: float) -> list[Row]:
     stores = [es.connect(table_url, page_size=500) for _ in range(4)]
     for store in stores:
         await store.open()
-        instrument(store._client, meter)  # type: ignore[attr-defined]
+        instrument(store._table.client, meter)  # type: ignore[attr-defined]
     try:
         meter.current = Capacity()  # keep setup and warm-up off the rows
         await stores[0].setup()

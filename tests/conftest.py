@@ -26,7 +26,7 @@ from eventstore_core.errors import ConfigurationError, EventStoreError
 from eventstore_core.registry import load_backend
 
 if TYPE_CHECKING:
-    from eventstore_conformance import Restartable, Shortfall
+    from eventstore_conformance import HoldCommit, NotApplicable, Restartable, Shortfall
 
 pytest_plugins = ["eventstore_conformance"]
 
@@ -216,3 +216,14 @@ def eventstore_shortfalls(request: pytest.FixtureRequest) -> list[Shortfall]:
     callspec = getattr(request.node, "callspec", None)
     backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
     return declared_shortfalls().get(backend, [])
+
+
+@pytest.fixture
+def eventstore_hold_commit(request: pytest.FixtureRequest) -> HoldCommit | NotApplicable | None:
+    """The hold-commit hook of the backend under test (``commit_holds.HOLDS``); none for a
+    store given with ``--eventstore-url``."""
+    from commit_holds import HOLDS
+
+    callspec = getattr(request.node, "callspec", None)
+    backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
+    return HOLDS.get(backend)

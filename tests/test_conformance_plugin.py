@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,52 @@ def test_a_shortfall_needs_a_reason() -> None:
 
     with pytest.raises(ValueError, match="reason"):
         notimpl("test_x", reason=" ")
+
+
+def test_without_a_hold_commit_hook_the_summary_says_the_out_of_order_test_did_not_run(
+    tmp_path: Path,
+) -> None:
+    """No ``eventstore_hold_commit`` hook: the test skips, and the summary says NOT RUN."""
+    result = _run_pytest(
+        tmp_path,
+        "-p",
+        "eventstore_conformance",
+        "--eventstore-url",
+        "memory://plugin-hold",
+        "-q",
+        "-k",
+        "skips_events_committed_after_later_ones",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 skipped" in result.stdout
+    assert "out-of-order commits" in result.stdout
+    assert "NOT RUN: no eventstore_hold_commit hook" in result.stdout
+
+
+LEAKY_TEST = """
+import threading
+
+
+def test_leaves_a_thread_behind():
+    threading.Thread(target=threading.Event().wait, name="leaked-worker").start()
+"""
+
+
+def test_the_exit_guard_ends_a_process_a_leaked_thread_would_keep_alive(tmp_path: Path) -> None:
+    """A non-daemon thread left running does not keep pytest from exiting: it is named, and
+    the process ends with pytest's status a few seconds after the session."""
+    (tmp_path / "test_leaky.py").write_text(LEAKY_TEST)
+    started = time.monotonic()
+    result = _run_pytest(
+        tmp_path,
+        "-p",
+        "eventstore_conformance",
+        "--eventstore-url",
+        "memory://x",
+        "-q",
+        str(tmp_path / "test_leaky.py"),
+    )
+    assert time.monotonic() - started < 60
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert "still running after the session (leaked-worker)" in result.stderr

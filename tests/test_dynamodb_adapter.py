@@ -3,22 +3,29 @@
 All against a real engine (eventstore_core/local/dynamodb.py: DynamoDB Local, or the URL in
 ``EVENTSTORE_TEST_DYNAMODB_URL``), each test in a table of its own: DynamoDB's own limits
 (4 MB per transaction, 400 KB per item), conflicts and their retry, writer processes racing on
-the global counter, a transaction caught half-visible, table creation, cross-process wake-ups.
+the global counter, a transaction caught half-visible, table creation, cross-process wake-ups,
+an answer lost after the transaction was sent (through a TCP proxy), and what reaches the logs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import multiprocessing
+import re
+import socket
+import struct
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
 from eventstore_dynamodb import DynamoDBEventStore
-from eventstore_dynamodb import items as keys
+from eventstore_dynamodb import _items as keys
 
 import eventstore_core as es
 from eventstore_core.local.dynamodb import dynamodb_url, engine_of, with_table
@@ -155,7 +162,7 @@ async def test_transaction_conflict_is_retried_then_succeeds(
     # DynamoDB Local serialises transactions, so it never reports TransactionConflict by
     # itself: the first two attempts are refused the way AWS refuses them, then the real call
     # goes through to the engine.
-    real = store._client.transact_write_items
+    real = store._table.client.transact_write_items
     calls = 0
 
     async def conflicting(**kwargs: Any) -> Any:
@@ -165,7 +172,7 @@ async def test_transaction_conflict_is_retried_then_succeeds(
             raise _cancelled(len(kwargs["TransactItems"]), "TransactionConflict")
         return await real(**kwargs)
 
-    monkeypatch.setattr(store._client, "transact_write_items", conflicting)
+    monkeypatch.setattr(store._table.client, "transact_write_items", conflicting)
     result = await store.append("Conflict-1", _events(2), expected_version=es.NO_STREAM)
     assert calls == 3
     assert result.version == 2
@@ -182,7 +189,7 @@ async def test_conflicts_beyond_retry_timeout_raise_backend_unavailable(
         async def always_conflicting(**kwargs: Any) -> Any:
             raise _cancelled(len(kwargs["TransactItems"]), "TransactionConflict")
 
-        monkeypatch.setattr(store._client, "transact_write_items", always_conflicting)
+        monkeypatch.setattr(store._table.client, "transact_write_items", always_conflicting)
         with pytest.raises(es.BackendUnavailableError, match="TransactionConflict") as caught:
             await store.append("Conflict-2", _events(1))
         assert caught.value.maybe_applied is False
@@ -191,7 +198,7 @@ async def test_conflicts_beyond_retry_timeout_raise_backend_unavailable(
 async def test_throttling_is_retried(
     store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = store._client.transact_write_items
+    real = store._table.client.transact_write_items
     calls = 0
 
     async def throttled(**kwargs: Any) -> Any:
@@ -204,7 +211,7 @@ async def test_throttling_is_retried(
             )
         return await real(**kwargs)
 
-    monkeypatch.setattr(store._client, "transact_write_items", throttled)
+    monkeypatch.setattr(store._table.client, "transact_write_items", throttled)
     assert (await store.append("Throttle-1", _events(1))).version == 1
     assert calls == 2
 
@@ -216,7 +223,7 @@ async def test_retry_after_a_lost_answer_returns_the_original_result(
     # which the adapter reads back as "already written": one copy, the original result.
     from botocore.exceptions import ReadTimeoutError
 
-    real = store._client.transact_write_items
+    real = store._table.client.transact_write_items
     calls = 0
 
     async def lost_answer(**kwargs: Any) -> Any:
@@ -227,7 +234,7 @@ async def test_retry_after_a_lost_answer_returns_the_original_result(
             raise ReadTimeoutError(endpoint_url="http://dynamodb")
         return answer
 
-    monkeypatch.setattr(store._client, "transact_write_items", lost_answer)
+    monkeypatch.setattr(store._table.client, "transact_write_items", lost_answer)
     result = await store.append("Lost-1", _events(3), expected_version=es.NO_STREAM)
     assert (result.version, str(result.position)) == (3, "3")
     assert len(await _all(store)) == 3
@@ -238,13 +245,13 @@ async def test_id_guards_carry_their_batch_bounds(store: DynamoDBEventStore) -> 
     await store.append("Guard-1", _events(1))
     batch = _events(3)
     original = await store.append("Guard-1", batch)
-    guards = [await store._get(keys.guard_key(event.id)) for event in batch]
+    guards = [await store._table.get(keys.guard_key(event.id)) for event in batch]
     assert [keys.guard_bounds(guard or {}) for guard in guards] == [(2, 4)] * 3
     assert await store.append("Guard-1", batch) == original
     with pytest.raises(es.DuplicateEventIdError):
         await store.append("Guard-1", batch[1:])
     # A guard without bounds (written before they existed) matches no retry.
-    await store._call(
+    await store._table.call(
         "update_item",
         write=True,
         TableName=store.table,
@@ -268,12 +275,27 @@ async def test_stale_head_cache_only_costs_a_retry(table_url: str) -> None:
         assert caught.value.actual == 4
 
 
+@pytest.mark.usefixtures("real_isolation")
+async def test_concurrent_any_appends_to_one_stream_all_succeed(store: DynamoDBEventStore) -> None:
+    # Every loser of the race on the stream's head retries at the version it was refused with
+    # (in the adapter, keeping its positions): with 20 writers, some lose many times in a row.
+    results = await asyncio.gather(
+        *(store.append("Hot-1", _events(1)) for _ in range(20)), return_exceptions=True
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert sorted(r.version for r in results if isinstance(r, es.AppendResult)) == list(
+        range(1, 21)
+    )
+    events = await _all(store)
+    assert [e.version for e in events] == list(range(1, 21))  # stream order is global order
+
+
 # -- global order ----------------------------------------------------------------------------
 
 
 async def _raw_reserve(store: DynamoDBEventStore, n: int) -> int:
     """Reserve positions the way a writer does, then never commit: a crashed writer."""
-    answer = await store._client.update_item(
+    answer = await store._table.client.update_item(
         TableName=store.table,
         Key=keys.COUNTER_KEY,
         UpdateExpression="ADD pos :n",
@@ -294,17 +316,17 @@ async def test_reader_never_passes_a_reserved_position_until_it_is_filled(
         # Positions 3 and 4 reserved by a writer still committing; 4 is visible, 3 not yet
         # (writers commit out of order; on AWS a Query may also see a transaction half-applied).
         assert await _raw_reserve(store, 2) == 4
-        item = await store._get(keys.all_key(2))
+        item = await store._table.get(keys.all_key(2))
         assert item is not None
 
         def at(position: int) -> dict[str, Any]:
             body = item | keys.all_key(position) | {"pos": {"N": str(position)}}
             return body | {"id": {"S": str(uuid.uuid4())}}
 
-        await store._client.put_item(TableName=store.table, Item=at(4))
+        await store._table.client.put_item(TableName=store.table, Item=at(4))
         assert [str(e.position) for e in await _all(store)] == ["1", "2"]
         assert await _all(store, after=second.position) == []
-        await store._client.put_item(TableName=store.table, Item=at(3))
+        await store._table.client.put_item(TableName=store.table, Item=at(3))
         assert [str(e.position) for e in await _all(store, after=first.position)] == [
             "2",
             "3",
@@ -324,7 +346,7 @@ async def test_a_crashed_writers_position_is_voided_after_hole_timeout(table_url
         assert [e.version for e in await _all(store)] == [1, 2]  # voided, read on
         # Should the writer wake up now, its event cannot land behind the readers any more.
         with pytest.raises(ClientError, match="ConditionalCheckFailed"):
-            await store._client.put_item(
+            await store._table.client.put_item(
                 TableName=store.table,
                 Item=keys.all_key(crashed) | {"late": {"BOOL": True}},
                 ConditionExpression="attribute_not_exists(pk)",
@@ -335,8 +357,8 @@ async def test_a_writer_whose_positions_were_voided_retries_at_new_ones(
     store: DynamoDBEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stolen = await _raw_reserve(store, 1)
-    await store._void([stolen])  # a reader gave up waiting for this writer
-    real = store._reserve
+    await store._writer.void([stolen])  # a reader gave up waiting for this writer
+    real = store._writer.reserve
     reservations: list[int] = []
 
     async def slow_writer(n: int) -> int:
@@ -344,7 +366,7 @@ async def test_a_writer_whose_positions_were_voided_retries_at_new_ones(
         reservations.append(last)
         return last
 
-    monkeypatch.setattr(store, "_reserve", slow_writer)
+    monkeypatch.setattr(store._writer, "reserve", slow_writer)
     result = await store.append("Late-1", _events(1))
     assert reservations == [stolen, stolen + 1]
     assert str(result.position) == str(stolen + 1)
@@ -358,7 +380,7 @@ async def test_a_stream_never_commits_a_version_at_an_earlier_position(
     # committing the next version at p would put the stream out of global order.
     await store.append("Order-1", _events(1))
     early = await _raw_reserve(store, 1)
-    real = store._reserve
+    real = store._writer.reserve
     reservations: list[int] = []
 
     async def stalled(n: int) -> int:
@@ -367,7 +389,7 @@ async def test_a_stream_never_commits_a_version_at_an_earlier_position(
         return last
 
     await store.append("Order-1", _events(1))  # version 2, at early + 1
-    monkeypatch.setattr(store, "_reserve", stalled)
+    monkeypatch.setattr(store._writer, "reserve", stalled)
     result = await store.append("Order-1", _events(1), expected_version=2)
     assert reservations == [early, early + 2]
     assert result.version == 3
@@ -475,7 +497,7 @@ async def test_setup_creates_the_table_once_even_when_run_concurrently(table_url
         await stores[0].setup()  # and again, later
         first = stores[0]
         assert isinstance(first, DynamoDBEventStore)
-        described = await first._client.describe_table(TableName=first.table)
+        described = await first._table.client.describe_table(TableName=first.table)
         table = described["Table"]
         assert table["TableStatus"] == "ACTIVE"
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
@@ -489,7 +511,7 @@ async def test_a_table_with_another_key_schema_is_refused(ddb_url: str) -> None:
     name = f"t_{uuid.uuid4().hex[:12]}"
     async with es.connect(with_table(ddb_url, name)) as opened:
         assert isinstance(opened, DynamoDBEventStore)
-        await opened._client.create_table(
+        await opened._table.client.create_table(
             TableName=name,
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -540,7 +562,7 @@ async def test_a_subscription_waiting_at_a_hole_sees_its_late_commit_without_the
         assert isinstance(store, DynamoDBEventStore)
         await store.setup()
         await store.append("Late-0", _events(1))
-        template = await store._get(keys.all_key(1))
+        template = await store._table.get(keys.all_key(1))
         assert template is not None
         async with store.subscribe() as subscription:
             iterator = aiter(subscription)
@@ -551,7 +573,7 @@ async def test_a_subscription_waiting_at_a_hole_sees_its_late_commit_without_the
             await asyncio.sleep(0.3)
             assert not following.done()  # never past the hole
             late = template | keys.all_key(hole) | {"pos": {"N": str(hole)}}
-            await store._client.put_item(
+            await store._table.client.put_item(
                 TableName=store.table,
                 Item=late | {"sid": {"S": "Late-1"}, "id": {"S": str(uuid.uuid4())}},
             )
@@ -573,3 +595,188 @@ async def test_an_unreachable_endpoint_raises_backend_unavailable_not_a_driver_e
         with pytest.raises(es.BackendUnavailableError) as appending:
             await store.append("Any-1", _events(1))
         assert not appending.value.maybe_applied  # the connection was never made
+
+
+# -- lost answers, hostile input, secrets in logs ------------------------------------------
+
+
+class LossyProxy:
+    """A TCP proxy in front of the engine that can lose one answer and then go down.
+
+    Armed with an operation name (the ``X-Amz-Target`` of a request), it forwards that request
+    to the engine, receives the engine's answer, and instead of passing it on drops every
+    client connection and stops listening: the request was sent and applied, the client saw
+    its connection break, and every retry is refused at connect. :meth:`start` again is the
+    engine coming back. ``reset`` breaks the connections with a TCP reset (the client sees
+    ``ECONNRESET``) instead of a close.
+    """
+
+    def __init__(self, endpoint: str, *, reset: bool = False) -> None:
+        from eventstore_core.local.dynamodb import free_port
+
+        parts = urlsplit(endpoint)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
+        self._armed: bytes | None = None
+        self._reset = reset
+        self.answers_lost = 0
+
+    def lose_answer_of(self, operation: str) -> None:
+        """Lose the answer of the next request for ``operation``, then go down."""
+        self._armed = f"DynamoDB_20120810.{operation}".encode()
+
+    async def start(self) -> None:
+        """Listen (again) on the same port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        """Stop listening and break every open connection (refused from now on)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._connections):
+            sock = writer.get_extra_info("socket")
+            if self._reset and sock is not None:
+                # Linger 0: close() sends RST, not FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        self._connections.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        self._connections.update((writer, up_writer))
+        losing = False
+
+        async def requests() -> None:
+            nonlocal losing
+            while data := await reader.read(65536):
+                if self._armed is not None and self._armed in data:
+                    losing, self._armed = True, None
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def answers() -> None:
+            while data := await up_reader.read(65536):
+                if losing:  # the engine has answered: it applied the request
+                    self.answers_lost += 1
+                    await self.stop()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await asyncio.gather(requests(), answers())
+        for end in (writer, up_writer):
+            self._connections.discard(end)
+            end.transport.abort()
+
+
+@pytest.fixture(params=["closed", "reset"])
+async def proxy(ddb_url: str, request: pytest.FixtureRequest) -> AsyncIterator[LossyProxy]:
+    """A :class:`LossyProxy` in front of the session's engine, listening; it breaks
+    connections with a close, or with a TCP reset (which aiobotocore reports as a connection
+    error, like a refused connect)."""
+    from eventstore_core.local.dynamodb import endpoint_of
+
+    endpoint = endpoint_of(ddb_url)
+    if endpoint is None:
+        pytest.skip("the engine is AWS itself: no endpoint to put a proxy in front of")
+    started = LossyProxy(endpoint, reset=request.param == "reset")
+    await started.start()
+    yield started
+    await started.stop()
+
+
+async def test_an_append_whose_answer_was_lost_says_maybe_applied_and_a_retry_writes_once(
+    table_url: str, proxy: LossyProxy
+) -> None:
+    # The transaction commits, its answer is lost, and the retries cannot even connect: the
+    # last failure alone ("cannot connect") would say nothing was written. retry_timeout
+    # leaves room for retries after the loss, which is the case this is about.
+    from eventstore_core.local.dynamodb import make_url
+
+    table = urlsplit(table_url).netloc
+    async with (
+        es.connect(table_url) as direct,
+        es.connect(make_url(proxy.endpoint, table), retry_timeout=2, connect_timeout=0.5) as store,
+    ):
+        await direct.setup()
+        batch = _events(3)
+        proxy.lose_answer_of("TransactWriteItems")
+        with pytest.raises(es.BackendUnavailableError) as caught:
+            await store.append("Lost-2", batch, expected_version=es.NO_STREAM)
+        assert proxy.answers_lost == 1
+        assert caught.value.maybe_applied is True
+        assert "answer was lost" in str(caught.value)
+        assert await direct.stream_version("Lost-2") == 3  # it was applied
+        await proxy.start()  # the engine is back; the caller retries the same batch
+        result = await store.append("Lost-2", batch, expected_version=es.NO_STREAM)
+        assert result.version == 3
+        events = await _all(direct)
+        assert [e.id for e in events] == [e.id for e in batch]
+        assert str(result.position) == str(events[-1].position)
+
+
+async def test_a_checkpoint_whose_answer_was_lost_says_maybe_applied(
+    table_url: str, proxy: LossyProxy
+) -> None:
+    from eventstore_core.local.dynamodb import make_url
+
+    table = urlsplit(table_url).netloc
+    async with (
+        es.connect(table_url) as direct,
+        es.connect(make_url(proxy.endpoint, table), retry_timeout=1, connect_timeout=0.5) as store,
+    ):
+        await direct.setup()
+        await direct.append("Cp-1", _events(1))
+        [event] = await _all(direct)
+        proxy.lose_answer_of("PutItem")
+        with pytest.raises(es.BackendUnavailableError) as caught:
+            await store.save_checkpoint("projector", event.position)
+        assert caught.value.maybe_applied is True
+        assert await direct.load_checkpoint("projector") == event.position
+
+
+@pytest.mark.parametrize("field", ["correlation_id", "causation_id"])
+async def test_a_lone_surrogate_in_an_id_is_invalid_input_and_nothing_is_sent(
+    store: DynamoDBEventStore, field: str
+) -> None:
+    counter = await store._table.read_counter()
+    event = es.NewEvent("Happened", {}, **{field: "abc\ud800"})  # type: ignore[arg-type]
+    with pytest.raises(es.InvalidEventError) as caught:
+        await store.append("Surrogate-1", [event])
+    assert not isinstance(caught.value, UnicodeError)
+    assert await store.stream_version("Surrogate-1") == 0
+    assert await store._table.read_counter() == counter  # not even a position reserved
+
+
+async def test_debug_logs_of_real_calls_carry_no_session_token_or_signature(
+    ddb_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if engine_of(ddb_url) == "aws":
+        pytest.skip("needs a local engine, which accepts any credentials")
+    token = "FQoGZXIvYXdzEXAMPLEsessionTOKEN/abc+def=="
+    secret = "eventstoreSECRETkey"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "eventstoretest")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    caplog.set_level(logging.DEBUG)
+    url = with_table(ddb_url, f"t_{uuid.uuid4().hex[:12]}")
+    async with es.connect(url) as store:
+        await store.setup()
+        await store.append("Secret-1", _events(2))
+        [first, _] = await _all(store)
+        await store.save_checkpoint("c", first.position)
+    logged = caplog.text
+    # The requests were logged (botocore at DEBUG), with their secrets masked.
+    assert "X-Amz-Security-Token" in logged
+    assert "x-amz-security-token:***" in logged  # botocore.auth's canonical request
+    assert "'Authorization': b'***'" in logged  # botocore.endpoint's prepared request
+    assert token not in logged
+    assert token.split("/")[0] not in logged  # not even a part of it
+    assert secret not in logged
+    assert not re.search(r"(?i)signature\s*[:=]\s*[0-9a-f]{16}", logged)

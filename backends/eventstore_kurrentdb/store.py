@@ -183,15 +183,14 @@ class KurrentDBEventStore(EventStore):
                 max_append_events=MAX_APPEND_EVENTS // 2,
                 max_snapshot_bytes=MAX_SNAPSHOT_BYTES,
             )
+        self._parsed_url = url
         self._client_uri = _client_uri(url, options.client_options)
         try:
-            # The client's own parser, now, so that a bad URL fails in connect (no I/O).
+            # The client's own parser, now, so that a bad URL (or a TLS one without the user
+            # and password the client requires) fails in connect, with no I/O.
             ConnectionSpec(self._client_uri)
         except ValueError as error:
-            message = str(error)
-            if url.password:
-                message = message.replace(url.password, "***")
-            raise ConfigurationError(f"invalid KurrentDB URL {url.redacted}: {message}") from None
+            raise _invalid_url(url, error) from None
         self._client: AsyncKurrentDBClient | None = None
         self._timeout = options.timeout
         self._bounded: set[str] = set()
@@ -202,7 +201,7 @@ class KurrentDBEventStore(EventStore):
         try:
             self._client = AsyncKurrentDBClient(self._client_uri)
         except ValueError as error:
-            raise ConfigurationError(f"invalid KurrentDB URL {self.url}: {error}") from None
+            raise _invalid_url(self._parsed_url, error) from None
         with translated(writing=False, what=f"connecting to {self.url}"):
             await self._client.connect()
 
@@ -241,7 +240,7 @@ class KurrentDBEventStore(EventStore):
             return await self._refused_in_window(
                 stream_id, events, version_of(error.actual_version)
             )
-        return await self._written(commit, expected, len(events))
+        return await self._written(stream_id, commit, expected, len(events))
 
     async def _refused_in_window(
         self, stream_id: str, events: Sequence[PreparedEvent], actual: int
@@ -308,9 +307,11 @@ class KurrentDBEventStore(EventStore):
             if error.stream_name is not None and error.stream_name.startswith(MARKER_PREFIX):
                 return await self._refused_by_ids(stream_id, events)
             return Refused(actual=version_of(error.actual_version))
-        return await self._written(commit, expected, count)
+        return await self._written(stream_id, commit, expected, count)
 
-    async def _written(self, commit: int, expected: ExpectedVersion, count: int) -> Written:
+    async def _written(
+        self, stream_id: str, commit: int, expected: ExpectedVersion, count: int
+    ) -> Written:
         """The result of a successful append that answered ``commit``."""
         if isinstance(expected, int) and not isinstance(expected, bool):
             return Written(version=expected + count, position=Position.of(commit, commit))
@@ -321,10 +322,22 @@ class KurrentDBEventStore(EventStore):
             response = await self.client.read_all(
                 commit_position=commit, limit=1, filter_exclude=(), timeout=self._timeout
             )
-            last = [event async for event in response]
-        if not last or last[0].commit_position != commit:
+            found = [event async for event in response]
+            if not found or found[0].commit_position != commit:
+                # Should a server answer a position after its last event (a commit record),
+                # the batch's last event is the stream's last one before it.
+                response = await self.client.read_all(
+                    commit_position=commit,
+                    backwards=True,
+                    limit=1,
+                    filter_include=[_escape_stream(stream_id)],
+                    filter_by_stream_name=True,
+                    timeout=self._timeout,
+                )
+                found = [event async for event in response]
+        if not found:
             raise translated_missing(commit)
-        event = last[0]
+        event = found[0]
         return Written(
             version=event.stream_position + 1,
             position=Position.of(event.commit_position or 0, event.prepare_position or 0),
@@ -472,9 +485,18 @@ class KurrentDBEventStore(EventStore):
         if stream in self._bounded:
             return
         with translated(writing=True, what=f"setting the metadata of {stream!r}"):
-            await self.client.set_stream_metadata(
-                stream, metadata={"$maxCount": max_count}, timeout=self._timeout
-            )
+            # Read first: a process that starts again finds it set and writes nothing.
+            metadata, version = await self.client.get_stream_metadata(stream, timeout=self._timeout)
+            if metadata.get("$maxCount") != max_count:
+                try:
+                    await self.client.set_stream_metadata(
+                        stream,
+                        metadata={**metadata, "$maxCount": max_count},
+                        current_version=version,
+                        timeout=self._timeout,
+                    )
+                except WrongCurrentVersionError:
+                    return  # another process set it just now; look again next time
         self._bounded.add(stream)
 
     async def _last_of(self, stream: str) -> ClientRecordedEvent | None:
@@ -550,6 +572,14 @@ def _escape_stream(stream: str) -> str:
 def translated_missing(commit: int) -> EventStoreError:
     """An append succeeded but no event is at the position it answered (never expected)."""
     return EventStoreError(f"no event at position {commit} right after appending it")
+
+
+def _invalid_url(url: ParsedUrl, error: ValueError) -> ConfigurationError:
+    """The client's complaint about a URL, with the password masked (it quotes the URL)."""
+    message = str(error)
+    if url.password:
+        message = message.replace(url.password, "***")
+    return ConfigurationError(f"invalid KurrentDB URL {url.redacted}: {message}")
 
 
 def _client_uri(url: ParsedUrl, client_options: dict[str, str]) -> str:

@@ -403,6 +403,12 @@ class PostgresEventStore(EventStore):
 
     # -- writing ---------------------------------------------------------------------------
 
+    #: Test seam, for the conformance suite's out-of-order-commit test only (its hook in
+    #: tests/commit_holds.py sets it on one store): called with the stream id of each append;
+    #: an awaitable it returns is awaited inside the append's transaction, after the rows are
+    #: inserted (positions drawn) and before COMMIT. Unset, it costs one attribute read.
+    _hold_commit: Callable[[str], Awaitable[None] | None] | None = None
+
     async def _append(
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
     ) -> Written | Refused:
@@ -433,8 +439,14 @@ class PostgresEventStore(EventStore):
             )
 
         async def insert(conn: Any) -> list[Any] | None:
+            hold = None if self._hold_commit is None else self._hold_commit(stream_id)
             try:
-                rows: list[Any] = await conn.fetch(statement, *args)
+                if hold is None:
+                    rows: list[Any] = await conn.fetch(statement, *args)
+                else:  # the test seam: positions drawn, commit held
+                    async with conn.transaction():
+                        rows = await conn.fetch(statement, *args)
+                        await hold
             except asyncpg.UniqueViolationError:
                 # An id of the batch exists (events_event_id_key): the statement rolled back.
                 return None

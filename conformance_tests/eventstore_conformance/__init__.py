@@ -11,13 +11,20 @@ it needs.
 """
 
 from eventstore_conformance.faults import (
+    CommitGate,
     FaultProxy,
+    HeldAppend,
+    HoldCommit,
+    NotApplicable,
     ProxiedStore,
     Restartable,
     eventstore_endpoint,
+    eventstore_hold_commit,
     eventstore_proxy,
     eventstore_restartable,
     eventstore_url_through,
+    hold_append,
+    not_applicable,
 )
 from eventstore_conformance.harness import StoreContext, requires, store_test
 from eventstore_conformance.plugin import (
@@ -32,28 +39,37 @@ from eventstore_conformance.plugin import (
     pytest_collection_finish,
     pytest_configure,
     pytest_load_initial_conftests,
+    pytest_sessionfinish,
     pytest_sessionstart,
     pytest_terminal_summary,
+    pytest_unconfigure,
 )
 from eventstore_conformance.shortfalls import Shortfall, never, notimpl, notyet
 
 __all__ = [
     "STRUCTURAL_CAPABILITIES",
     "SUITE_DIR",
+    "CommitGate",
     "FaultProxy",
+    "HeldAppend",
+    "HoldCommit",
+    "NotApplicable",
     "ProxiedStore",
     "Restartable",
     "Shortfall",
     "StoreContext",
     "eventstore_capabilities",
     "eventstore_endpoint",
+    "eventstore_hold_commit",
     "eventstore_proxy",
     "eventstore_requirements",
     "eventstore_restartable",
     "eventstore_shortfalls",
     "eventstore_url",
     "eventstore_url_through",
+    "hold_append",
     "never",
+    "not_applicable",
     "notimpl",
     "notyet",
     "pytest_addoption",
@@ -61,8 +77,10 @@ __all__ = [
     "pytest_collection_finish",
     "pytest_configure",
     "pytest_load_initial_conftests",
+    "pytest_sessionfinish",
     "pytest_sessionstart",
     "pytest_terminal_summary",
+    "pytest_unconfigure",
     "requires",
     "store_test",
 ]

@@ -19,11 +19,13 @@ the global log after a marker event it appended itself, or filtered by its own c
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import itertools
 import os
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -33,8 +35,11 @@ import pytest
 import eventstore_core as es
 
 __all__ = [
+    "CLOSE_TIMEOUT",
     "MARKER_NAME",
+    "THREAD_GRACE",
     "StoreContext",
+    "budget",
     "collect",
     "open_fd_count",
     "requires",
@@ -48,6 +53,17 @@ MARKER_NAME = "eventstore_requires"
 
 _INJECTED = ("store", "ctx")
 _T = TypeVar("_T")
+
+#: Seconds the runner gives the stores of a test to close; a store whose close() hangs fails
+#: the test instead of hanging it.
+CLOSE_TIMEOUT = 10.0
+#: Seconds a thread started during a test may take to end once its stores are closed.
+THREAD_GRACE = 2.0
+
+#: When the running test must be over (``time.monotonic()``), set by the runner.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "eventstore_conformance_deadline", default=None
+)
 
 
 def requires(**capabilities: Any) -> pytest.MarkDecorator:
@@ -126,10 +142,26 @@ async def collect(events: AsyncIterator[_T]) -> list[_T]:
     return [event async for event in events]
 
 
+def budget(seconds: float) -> float:
+    """``seconds``, or less when the test's ``--eventstore-timeout`` ends sooner.
+
+    Every wait of the suite goes through this, so that with a short ``--eventstore-timeout`` a
+    broken store fails at the wait that names what did not happen, within seconds, rather than
+    at the runner's blanket timeout (or after minutes of generous waits).
+    """
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return seconds
+    # Leave a little of the test's time for its own failure report and for closing.
+    return max(0.05, min(seconds, deadline - time.monotonic() - 0.25))
+
+
 async def wait_for(
     condition: Callable[[], bool], within: float, what: str, interval: float = 0.01
 ) -> None:
-    """Wait until ``condition()`` is true; fail the test naming ``what`` after ``within`` s."""
+    """Wait until ``condition()`` is true; fail the test naming ``what`` after ``within`` s
+    (or sooner, when the test's ``--eventstore-timeout`` ends first)."""
+    within = budget(within)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not condition():
@@ -196,8 +228,10 @@ def store_test(
             kwargs["request"] if body_wants_request else kwargs.pop("request")
         )
         timeout = float(request.config.getoption("eventstore_timeout", 60.0) or 60.0)
+        threads_before = set(threading.enumerate())
         with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
             runner.run(_run(body, url, wanted, kwargs, timeout))
+        _check_no_thread_left(threads_before)
 
     # The wrapper is a plain function: no pytest-asyncio mode can claim it.
     del wrapper.__wrapped__
@@ -216,6 +250,7 @@ async def _run(
 ) -> None:
     store = es.connect(url)
     ctx = StoreContext(url, store)
+    _DEADLINE.set(time.monotonic() + limit)
     try:
         async with asyncio.timeout(limit) as deadline:
             await store.open()
@@ -227,5 +262,32 @@ async def _run(
             raise
         pytest.fail(f"the test did not finish within --eventstore-timeout={limit}s")
     finally:
-        await ctx.aclose()
-        await store.close()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await ctx.aclose()
+                await store.close()
+        except TimeoutError:
+            pytest.fail(f"closing the store took longer than {CLOSE_TIMEOUT}s")
+
+
+def _check_no_thread_left(before: set[threading.Thread]) -> None:
+    """Fail if a thread started during the test outlives its stores (and its event loop).
+
+    A leaked non-daemon thread (a driver connection never closed) would otherwise keep the
+    whole test process from exiting; daemon threads are ignored (they cannot).
+    """
+    deadline = time.monotonic() + THREAD_GRACE
+    left: list[threading.Thread] = []
+    for thread in threading.enumerate():
+        if thread in before or thread.daemon or not thread.is_alive():
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            left.append(thread)
+    if left:
+        names = ", ".join(sorted(thread.name for thread in left))
+        pytest.fail(
+            f"{len(left)} thread(s) still running after the store closed ({names}): a connection "
+            "or worker was not released by close()",
+            pytrace=False,
+        )

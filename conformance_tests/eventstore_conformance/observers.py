@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 
 import eventstore_core as es
+from eventstore_conformance.harness import budget
 from eventstore_conformance.workers import Committed
 
 __all__ = [
@@ -202,10 +203,10 @@ async def watch_while_writing(
         ),
     ]
     try:
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), settle)
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), budget(settle))
         committed = await write()
         target.finish(committed)
-        done, pending = await asyncio.wait(tasks, timeout=settle)
+        done, pending = await asyncio.wait(tasks, timeout=budget(settle))
         for task in done:
             task.result()  # an observer's own failure
     finally:

@@ -10,6 +10,10 @@ backends.
 from __future__ import annotations
 
 import fnmatch
+import os
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from typing import Any
 import pytest
 
 import eventstore_core as es
+from eventstore_conformance.faults import hold_summary
 from eventstore_conformance.harness import MARKER_NAME
 from eventstore_conformance.shortfalls import Shortfall, matching
 from eventstore_core.config import parse_url
@@ -33,12 +38,21 @@ __all__ = [
     "pytest_collection_finish",
     "pytest_configure",
     "pytest_load_initial_conftests",
+    "pytest_sessionfinish",
     "pytest_sessionstart",
     "pytest_terminal_summary",
+    "pytest_unconfigure",
 ]
 
 #: Declared shortfalls seen applied during the run: description -> tests covered.
 _APPLIED_KEY = pytest.StashKey[dict[Shortfall, list[str]]]()
+
+#: The session's exit status, kept for the exit guard (see pytest_unconfigure).
+_EXIT_STATUS_KEY = pytest.StashKey[int]()
+
+#: Seconds leftover non-daemon threads get to end after the session before the exit guard
+#: stops waiting for them.
+EXIT_GRACE = 3.0
 
 #: The directory of the suite's test modules.
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
@@ -65,7 +79,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="fail a conformance test that runs longer than this (default: 60)",
+        help="fail a conformance test that runs longer than this (default: 60); every wait "
+        "inside a test is cut to what is left of it, so a short value makes a broken store "
+        "fail within seconds",
+    )
+    group.addoption(
+        "--eventstore-no-exit-guard",
+        dest="eventstore_exit_guard",
+        action="store_false",
+        default=True,
+        help="wait for threads left running after the session (by default the process exits "
+        f"{EXIT_GRACE:.0f}s after the session even if a leaked non-daemon thread would keep "
+        "it alive)",
     )
 
 
@@ -246,7 +271,9 @@ def _apply_shortfalls(request: pytest.FixtureRequest) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """List the declared shortfalls in use, and any that covered no test (stale)."""
+    """List the declared shortfalls in use (and stale ones); say what the out-of-order-commit
+    test found (or that it did not run for want of a hook)."""
+    hold_summary(terminalreporter)
     applied = terminalreporter.config.stash.get(_APPLIED_KEY, {})
     if not applied:
         return
@@ -254,3 +281,48 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for shortfall, tests in applied.items():
         status = f"{len(tests)} test(s)" if tests else "STALE: covers no test of this run"
         terminalreporter.write_line(f"{shortfall.describe()} [{status}]")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
+    """Remember the exit status, for the exit guard."""
+    session.config.stash[_EXIT_STATUS_KEY] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The exit guard: a leaked non-daemon thread must not keep the test process alive.
+
+    A store that leaves a driver thread running (a connection never closed) makes the
+    interpreter wait for it forever once pytest is done. When such threads are still running
+    a moment after the session, they are named on stderr and a daemon watchdog ends the
+    process with pytest's exit status if it has not exited ``EXIT_GRACE`` seconds later.
+    Every other plugin has unconfigured by then (this hook runs last).
+    """
+    if not config.getoption("eventstore_exit_guard", True):
+        return
+    main = threading.main_thread()
+    deadline = time.monotonic() + 1.0
+    left = []
+    for thread in threading.enumerate():
+        if thread is main or thread.daemon or thread is threading.current_thread():
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            left.append(thread)
+    if not left:
+        return
+    status = config.stash.get(_EXIT_STATUS_KEY, 1)
+    names = ", ".join(sorted(thread.name for thread in left))
+    sys.stderr.write(
+        f"eventstore conformance: {len(left)} non-daemon thread(s) still running after the "
+        f"session ({names}); exiting in {EXIT_GRACE:.0f}s without waiting for them\n"
+    )
+    sys.stderr.flush()
+
+    def guard() -> None:
+        time.sleep(EXIT_GRACE)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    threading.Thread(target=guard, name="eventstore-exit-guard", daemon=True).start()

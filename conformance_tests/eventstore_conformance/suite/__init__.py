@@ -17,6 +17,7 @@ from eventstore_conformance.suite.test_faults_cancellation import *  # noqa: F40
 from eventstore_conformance.suite.test_faults_lost_answer import *  # noqa: F403
 from eventstore_conformance.suite.test_faults_restart import *  # noqa: F403
 from eventstore_conformance.suite.test_idempotency import *  # noqa: F403
+from eventstore_conformance.suite.test_out_of_order_commits import *  # noqa: F403
 from eventstore_conformance.suite.test_processes import *  # noqa: F403
 from eventstore_conformance.suite.test_read_all import *  # noqa: F403
 from eventstore_conformance.suite.test_read_stream import *  # noqa: F403

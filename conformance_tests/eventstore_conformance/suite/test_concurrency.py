@@ -7,7 +7,14 @@ import asyncio
 import pytest
 
 import eventstore_core as es
-from eventstore_conformance.harness import StoreContext, collect, ids_of, requires, store_test
+from eventstore_conformance.harness import (
+    StoreContext,
+    budget,
+    collect,
+    ids_of,
+    requires,
+    store_test,
+)
 from eventstore_conformance.observers import check_streams, watch_while_writing
 from eventstore_conformance.workers import Committed, WriterSpec, run_writer
 
@@ -185,7 +192,7 @@ async def test_a_subscription_delivers_exactly_once_in_order_under_concurrent_wr
             )
         )
         try:
-            async with asyncio.timeout(15):
+            async with asyncio.timeout(budget(15)):
                 async for event in subscription:
                     if event.stream_id == stream:
                         received.append(event)

@@ -164,6 +164,78 @@ async def test_an_id_reused_through_another_connection_raises_duplicate_event_id
     assert await store.stream_version(stream) == 1
 
 
+@requires(idempotency="window")
+@store_test
+async def test_a_retry_with_any_through_another_connection_writes_nothing(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """With ``ANY`` (no version check to stop it), a second connection's retry of a batch is
+    still recognised by its ids: the original result, no second copy at versions 3-4."""
+    other = await ctx.connect()
+    stream = ctx.stream()
+    batch = new_events(2)
+    original = await store.append(stream, batch)
+    marker = await ctx.marker()
+    assert await other.append(stream, batch) == original
+    assert await store.stream_version(stream) == 2
+    later = {e.id for e in await collect(store.read_all(after=marker))}
+    assert not later & set(ids_of(batch)), "the retry wrote the events again"
+
+
+@requires(idempotency="window")
+@store_test
+async def test_a_retry_through_a_new_connection_after_the_first_closed_writes_nothing(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """The writer's connection is gone (a restarted process retrying): a fresh connection's
+    retry returns the original result."""
+    stream = ctx.stream()
+    batch = new_events(3)
+    first = await ctx.connect()
+    original = await first.append(stream, batch)
+    await first.close()
+    fresh = await ctx.connect()
+    assert await fresh.append(stream, batch) == original
+    assert await store.stream_version(stream) == 3
+
+
+@requires(idempotency="window", concurrency="multi-writer")
+@store_test
+async def test_concurrent_retries_through_several_connections_write_a_batch_once(
+    ctx: StoreContext,
+) -> None:
+    """Three connections retrying one batch at once: one copy is stored, every retry gets the
+    same result."""
+    import asyncio
+
+    stores = [await ctx.connect() for _ in range(3)]
+    stream = ctx.stream()
+    batch = new_events(2)
+    results = await asyncio.gather(
+        *(stores[i % 3].append(stream, batch) for i in range(6)), return_exceptions=True
+    )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, f"retries failed: {errors!r}"
+    assert len(set(results)) == 1
+    assert ids_of(await collect(stores[0].read_stream(stream))) == ids_of(batch)
+
+
+@requires(unique_event_ids="store")
+@store_test
+async def test_an_id_reused_in_another_stream_through_another_connection_raises(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """Ids are unique in the store, across streams and connections: a second connection
+    appending a written batch to another stream gets ``DuplicateEventIdError``."""
+    other = await ctx.connect()
+    batch = new_events(2)
+    await store.append(ctx.stream(), batch)
+    elsewhere = ctx.stream()
+    with pytest.raises(es.DuplicateEventIdError):
+        await other.append(elsewhere, batch)
+    assert await store.stream_version(elsewhere) == 0
+
+
 @requires(idempotency="permanent")
 @store_test
 async def test_a_retry_at_the_current_version_after_later_appends_writes_nothing(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import eventstore_core as es
-from eventstore_conformance.harness import StoreContext, requires, store_test
+from eventstore_conformance.harness import StoreContext, budget, requires, store_test
 from eventstore_conformance.observers import check_streams, watch_while_writing
 from eventstore_conformance.workers import Committed, WriterSpec, process_writer
 
@@ -42,18 +42,18 @@ async def _run_processes(url: str, specs: list[WriterSpec]) -> list[Committed]:
         process.start()
     try:
         # Every process has connected: release them together.
-        await asyncio.to_thread(barrier.wait, START_TIMEOUT)
+        await asyncio.to_thread(barrier.wait, budget(START_TIMEOUT))
         reports = []
         for _ in specs:
             try:
-                reports.append(await asyncio.to_thread(results.get, True, START_TIMEOUT))
+                reports.append(await asyncio.to_thread(results.get, True, budget(START_TIMEOUT)))
             except queue.Empty:
                 pytest.fail("a writer process neither reported nor failed in time")
         for report in reports:
             if report[0] == "error":
                 pytest.fail(f"writer process {report[1]} failed:\n{report[2]}")
         for process in processes:
-            await asyncio.to_thread(process.join, 30)
+            await asyncio.to_thread(process.join, budget(30))
     finally:
         for process in processes:
             if process.is_alive():

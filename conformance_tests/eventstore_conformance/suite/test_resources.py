@@ -8,6 +8,7 @@ import tracemalloc
 import eventstore_core as es
 from eventstore_conformance.harness import (
     StoreContext,
+    budget,
     open_fd_count,
     store_test,
     thread_count,
@@ -59,7 +60,7 @@ async def test_a_stalled_subscriber_does_not_buffer_without_bound(
         async with reader.subscribe(after=marker) as subscription:
             await store.append(stream, [es.NewEvent("First", {})])
             waiting = asyncio.create_task(anext(subscription))
-            first = await asyncio.wait_for(waiting, 10)
+            first = await asyncio.wait_for(waiting, budget(10))
             assert first.stream_id == stream
             base = tracemalloc.get_traced_memory()[0]
             await _write_big(store, stream, STALLED_EVENTS)
@@ -75,7 +76,7 @@ async def test_a_stalled_subscriber_does_not_buffer_without_bound(
             )
             tracemalloc.stop()
             seen = []
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(budget(30)):
                 async for event in subscription:
                     if event.stream_id == stream:
                         seen.append(event.data["i"])
@@ -97,7 +98,7 @@ async def test_closing_the_store_leaves_no_task_behind(ctx: StoreContext) -> Non
         await store.append(stream, [es.NewEvent("T", {})])
         async with store.subscribe(after=marker) as subscription:
             consumer = asyncio.create_task(anext(subscription))
-            await asyncio.wait_for(consumer, 10)
+            await asyncio.wait_for(consumer, budget(10))
             waiting = asyncio.create_task(anext(subscription))  # live, waiting for news
             await asyncio.sleep(0.1)
             waiting.cancel()
@@ -123,7 +124,7 @@ async def test_leaving_a_subscription_leaves_no_task_behind(
         marker = await ctx.marker()
         async with store.subscribe(after=marker) as subscription:
             await store.append(ctx.stream(), [es.NewEvent("T", {})])
-            await asyncio.wait_for(anext(subscription), 10)
+            await asyncio.wait_for(anext(subscription), budget(10))
             waiting = asyncio.create_task(anext(subscription))  # live, waiting for news
             await asyncio.sleep(0.05)
             waiting.cancel()
@@ -151,7 +152,7 @@ async def test_opening_and_closing_repeatedly_leaks_no_connection_or_thread(
             result = await store.append(ctx.stream(), [es.NewEvent("T", {})])
             async with store.subscribe(after=result.position) as subscription:
                 await store.append(ctx.stream(), [es.NewEvent("T", {})])
-                await asyncio.wait_for(anext(subscription), 10)
+                await asyncio.wait_for(anext(subscription), budget(10))
             await store.stream_version(ctx.stream())
 
     await cycle()  # first use may create lasting shared things (pools, executors)

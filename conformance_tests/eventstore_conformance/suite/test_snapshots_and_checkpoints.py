@@ -47,6 +47,27 @@ async def test_the_latest_snapshot_wins(store: es.EventStore, ctx: StoreContext)
 
 @requires(snapshots=True)
 @store_test
+async def test_an_older_snapshot_saved_later_never_replaces_a_newer_one(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """Saving version 9, then 5 (a slow or replaying writer), still loads version 9; a newer
+    one saved after that (12) replaces it."""
+    stream = ctx.stream()
+    await store.save_snapshot(es.Snapshot(stream, 9, "S", {"v": 9}))
+    await store.save_snapshot(es.Snapshot(stream, 5, "S", {"v": 5}))
+    snapshot = await store.load_snapshot(stream)
+    assert snapshot is not None
+    assert (snapshot.version, dict(snapshot.data)) == (9, {"v": 9}), (
+        f"an older snapshot replaced a newer one: loaded version {snapshot.version}"
+    )
+    await store.save_snapshot(es.Snapshot(stream, 12, "S", {"v": 12}))
+    snapshot = await store.load_snapshot(stream)
+    assert snapshot is not None
+    assert snapshot.version == 12
+
+
+@requires(snapshots=True)
+@store_test
 async def test_saving_a_snapshot_again_at_the_same_version_replaces_it(
     store: es.EventStore, ctx: StoreContext
 ) -> None:

@@ -17,6 +17,12 @@ BAD_NAMES: dict[str, object] = {
     "nul": "Order\x00-1",
     "newline": "Order\n-1",
     "escape": "Order-\x1b",
+    # Not only ASCII controls: DEL and the C1 controls (U+0080..U+009F) are controls too, and
+    # a lone surrogate is not a character at all (it cannot even be encoded as UTF-8).
+    "del": "Order\x7f-1",
+    "c1-next-line": "Order\x85-1",
+    "c1-csi": "\x9bOrder-1",
+    "lone-surrogate": "Order-\ud800",
     "dollar-prefix": "$Order-1",
     "int": 42,
     "none": None,
@@ -235,12 +241,19 @@ async def test_subscribe_rejects_invalid_arguments(store: es.EventStore) -> None
         async with store.subscribe(**kwargs) as subscription:
             await anext(subscription)
 
-    for kwargs in ({"after": "not-a-position"}, {"filter": "Order"}, {"name": ""}):
+    for kwargs in (
+        {"after": "not-a-position"},
+        {"filter": "Order"},
+        {"name": ""},
+        {"name": "projector\x85"},
+    ):
         with pytest.raises(es.InvalidEventError):
             await first(**kwargs)
 
 
-@pytest.mark.parametrize("bad", ["", "$checkpoint", "a\x00b", 42], ids=repr)
+@pytest.mark.parametrize(
+    "bad", ["", "$checkpoint", "a\x00b", "a\x7fb", "a\x85b", "a\ud800b", 42], ids=repr
+)
 @store_test
 async def test_checkpoints_reject_an_invalid_name(store: es.EventStore, bad: object) -> None:
     """Checkpoint names follow the stream id rules."""
@@ -270,8 +283,18 @@ async def test_save_checkpoint_rejects_an_invalid_position(
         lambda s: es.Snapshot(s, -1, "S", {}),
         lambda s: es.Snapshot(s, 1, "", {}),
         lambda s: es.Snapshot(s, 1, "S", {"x": object()}),
+        lambda s: es.Snapshot(s + "\x7f", 1, "S", {}),
+        lambda s: es.Snapshot(s, 1, "S\x85", {}),
     ],
-    ids=["empty-stream", "dollar-stream", "negative-version", "empty-type", "not-json"],
+    ids=[
+        "empty-stream",
+        "dollar-stream",
+        "negative-version",
+        "empty-type",
+        "not-json",
+        "del-in-stream",
+        "c1-in-type",
+    ],
 )
 @store_test
 async def test_save_snapshot_rejects_invalid_snapshots(

@@ -24,13 +24,14 @@ partition key collects the whole log forever.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventstore_core import serialization
-from eventstore_core.models import Position, RecordedEvent, category_of
-from eventstore_core.validation import PreparedEvent
+from eventstore_core.adapter import (
+    PreparedEvent,
+    RecordedEvent,
+    category_of,
+)
 
 __all__ = [
     "BUCKET_SIZE",
@@ -56,8 +57,6 @@ Item = dict[str, Any]
 
 #: How many consecutive global positions share one partition key.
 BUCKET_SIZE = 1_000_000
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 COUNTER_KEY: Item = {"pk": {"S": "$all"}, "sk": {"N": "0"}}
 
@@ -103,9 +102,9 @@ def guard_item(
 
     Attributes: ``sid``, ``ver``, ``pos`` (the event's stream, version and position) and
     ``bf``, ``bl``: ``batch``, the first and last versions of the append that wrote the
-    event, since a retry is idempotent only as that whole batch
-    (:func:`eventstore_core.store.idempotent_result`). Guards written before ``bf``/``bl``
-    existed lack them, and then never match a retry.
+    event, since a retry is idempotent only as that whole batch (the ``batch_bounds`` of
+    :class:`~eventstore_core.adapter.Refused`). Guards written before ``bf``/``bl`` existed
+    lack them, and then never match a retry.
     """
     return guard_key(event_id) | {
         "sid": {"S": stream_id},
@@ -172,16 +171,21 @@ def item_size(item: Item) -> int:
 
 
 def record_from_item(item: Item) -> RecordedEvent:
-    """Turn a stream or global event item back into a :class:`RecordedEvent`."""
+    """Turn a stream or global event item back into a :class:`RecordedEvent`.
+
+    Data and metadata stay JSON bytes, the position a tuple and the time microseconds until
+    first read (:class:`RecordedEvent` decodes them lazily: a catch-up that looks only at types
+    does not pay for every payload).
+    """
     return RecordedEvent(
         stream_id=item["sid"]["S"],
         version=int(item["ver"]["N"]),
-        position=Position((int(item["pos"]["N"]),)),
+        position=(int(item["pos"]["N"]),),
         id=UUID(item["id"]["S"]),
         type=item["type"]["S"],
-        data=serialization.loads(item["data"]["B"]),
-        metadata=serialization.loads(item["meta"]["B"]),
+        data=bytes(item["data"]["B"]),
+        metadata=bytes(item["meta"]["B"]),
         correlation_id=item["corr"]["S"] if "corr" in item else None,
         causation_id=item["caus"]["S"] if "caus" in item else None,
-        recorded_at=_EPOCH + timedelta(microseconds=int(item["at"]["N"])),
+        recorded_at=int(item["at"]["N"]),
     )
