@@ -75,13 +75,6 @@ def declared_shortfalls() -> dict[str, list[Shortfall]]:
                 raises=(EventStoreError, RuntimeError),
             ),
         ],
-        "dynamodb": [
-            notimpl(
-                "test_a_lost_answer_with_no_way_back_says_maybe_applied",
-                reason="a retry that cannot reconnect says maybe_applied=False (issue 9, item 2)",
-                raises=AssertionError,
-            ),
-        ],
     }
 
 
