@@ -12,13 +12,15 @@ the same ``synchronous`` setting (WAL mode for all):
   else. The ceiling for this design on this machine.
 
 Scenarios: single-event appends to new streams by 1 and 4 writers (tasks for the adapter,
-threads for the others); 100-event batches by 1 and 4 writers; ``read_all`` of everything
-written; single-event appends by 3 writer processes on one file. ``--million`` adds a
-``read_all`` over 1M events, reporting resident memory growth.
+threads for the others); 100-event batches by 1 and 4 writers; ``read_stream`` and
+``read_all`` of the same 50,000 events (one stream, written in 100-event batches);
+single-event appends by 3 writer processes on one file; group-commit latency (the adapter
+alone). ``--million`` adds a ``read_all`` over 1M events, reporting resident memory growth.
 
 Usage:
 
-    uv run python benchmarks/sqlite_bench.py [--seconds 2] [--synchronous FULL,NORMAL]
+    uv run python benchmarks/sqlite_bench.py [--seconds 2] [--rounds 2] [--synchronous FULL,NORMAL]
+                                             [--scenarios single,batch,...] [--ids uuid7]
                                              [--dir /tmp/x] [--million]
 """
 
@@ -142,7 +144,7 @@ def latency(directory: Path, seconds: float, settings: list[str]) -> None:
             )
 
 
-STREAM_EVENTS = 20_000
+STREAM_EVENTS = 50_000
 STREAM_ID = "Ledger-1"
 
 
@@ -498,10 +500,12 @@ def run(
                     best[contender] = max(best[contender], rate)
             for contender in contenders:
                 record(scenario, sync, contender, best[contender])
-        if "stream" in scenarios:
-            best = dict.fromkeys(contenders, 0.0)
+        if "stream" in scenarios or "read" in scenarios:
+            # The reads read the same events for everyone: one stream of STREAM_EVENTS.
             for contender in contenders:
                 write_stream(contender, file(contender, sync, "stream-"), sync)
+        if "stream" in scenarios:
+            best = dict.fromkeys(contenders, 0.0)
             for _ in range(rounds):
                 for contender in contenders:
                     n, elapsed = read_stream(contender, file(contender, sync, "stream-"), sync)
@@ -513,7 +517,8 @@ def run(
             best_read: dict[str, tuple[int, float]] = {}
             for _ in range(rounds):
                 for contender in contenders:
-                    n, elapsed = read_all(contender, file(contender, sync), sync)
+                    n, elapsed = read_all(contender, file(contender, sync, "stream-"), sync)
+                    assert n == STREAM_EVENTS, (contender, n)
                     if contender not in best_read or n / elapsed > best_read[contender][1]:
                         best_read[contender] = (n, n / elapsed)
             for contender in contenders:

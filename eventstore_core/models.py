@@ -561,6 +561,9 @@ class Capabilities:
     max_event_bytes: int
     max_append_events: int
     max_snapshot_bytes: int = 16 * 1024 * 1024
+    max_append_bytes: int | None = None
+    """The most encoded bytes one append may carry (a server's request or record limit);
+    ``None``: only ``max_event_bytes`` times ``max_append_events``."""
     snapshots: bool = True
     """Whether ``save_snapshot`` / ``load_snapshot`` are supported."""
     backwards_reads: bool = True
@@ -603,6 +606,7 @@ _FIELD_NAMES = (
     "max_event_bytes",
     "max_append_events",
     "max_snapshot_bytes",
+    "max_append_bytes",
     "snapshots",
     "backwards_reads",
     "shared_across_processes",

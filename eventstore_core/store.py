@@ -43,6 +43,7 @@ from eventstore_core.models import (
     Snapshot,
 )
 from eventstore_core.notify import Notifier
+from eventstore_core.retry import Backoff
 from eventstore_core.subscription import CaughtUp, Subscription
 from eventstore_core.tasks import Supervised
 from eventstore_core.validation import (
@@ -64,9 +65,10 @@ __all__ = ["EventStore", "check_expected_version", "idempotent_result"]
 
 log = logging.getLogger("eventstore_core")
 
-#: How many times an append is tried again when the stream moved to an allowed version
-#: between the storage's check and the core's decision (see decision.decide).
-_APPEND_ATTEMPTS = 5
+#: How long an append keeps trying when the storage refused it but the stream has meanwhile
+#: moved to a version the expectation allows (see decision.decide): a lost race, not a
+#: conflict. The first retry is immediate, later ones back off with jitter.
+_RACE_TIMEOUT = 10.0
 
 
 class EventStore(abc.ABC):
@@ -190,10 +192,11 @@ class EventStore(abc.ABC):
             events,
             max_event_bytes=caps.max_event_bytes,
             max_append_events=caps.max_append_events,
+            max_append_bytes=caps.max_append_bytes,
         )
         self._check_open()
-        actual = 0
-        for _ in range(_APPEND_ATTEMPTS):
+        backoff: Backoff | None = None
+        while True:
             outcome = await self._append(stream_id, prepared, expected)
             if isinstance(outcome, Written):
                 self._notifier.notify()
@@ -201,10 +204,14 @@ class EventStore(abc.ABC):
             result = decide(stream_id, prepared, expected, outcome)
             if result is not None:
                 return result
-            actual = outcome.actual
-        # The stream kept moving to allowed versions and away again (or the storage refused
-        # for a reason it did not report): say what was seen last.
-        raise ConcurrencyError(stream_id, expected, actual)
+            # Refused, but the stream has meanwhile reached a version ``expected`` allows:
+            # another writer won a race (optimistic storage refuses instead of queueing).
+            # Appending again now is as if this call had come later; back off with jitter so
+            # that writers racing on one hot stream spread out, within a time budget.
+            if backoff is None:
+                backoff = Backoff(_RACE_TIMEOUT, base=0.001, cap=0.05)
+            elif not await backoff.wait():
+                raise ConcurrencyError(stream_id, expected, outcome.actual)
 
     # -- reading ---------------------------------------------------------------------------
 

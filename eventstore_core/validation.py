@@ -204,7 +204,11 @@ def _encode_event_part(value: object, index: int, part: str) -> bytes:
 
 
 def prepare_batch(
-    events: Sequence[NewEvent], *, max_event_bytes: int, max_append_events: int
+    events: Sequence[NewEvent],
+    *,
+    max_event_bytes: int,
+    max_append_events: int,
+    max_append_bytes: int | None = None,
 ) -> list[PreparedEvent]:
     """Validate and encode a batch, or raise :class:`InvalidEventError` naming the problem."""
     if isinstance(events, NewEvent):
@@ -260,6 +264,14 @@ def prepare_batch(
                 field="data",
             )
         prepared.append(item)
+    if max_append_bytes is not None:
+        total = sum(item.size for item in prepared)
+        if total > max_append_bytes:
+            raise InvalidEventError(
+                f"the batch is {total} bytes encoded; this backend takes at most "
+                f"{max_append_bytes} bytes per append (max_append_bytes)",
+                field="events",
+            )
     return prepared
 
 

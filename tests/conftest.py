@@ -2,9 +2,10 @@
 
 ``eventstore_url`` (the fixture the conformance suite asks for) is parametrized over the
 backends, so ``tests/test_conformance_suite.py`` runs the whole suite against each; test ids
-end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``, ``[kurrentdb]`` and
-``[kurrentdb-strict]`` (the KurrentDB adapter in its default and its strict idempotency mode,
-on the protocol double unless ``EVENTSTORE_TEST_KURRENTDB_URL`` names a server). Choose backends
+end in ``[memory]``, ``[sqlite]``, ``[postgres]``, ``[dynamodb]``, ``[kafka]``, ``[kafka3]``
+(three partitions), ``[kurrentdb]`` and ``[kurrentdb-strict]`` (the KurrentDB adapter in its
+default and its strict idempotency mode, on the protocol double unless
+``EVENTSTORE_TEST_KURRENTDB_URL`` names a server). Choose backends
 with ``--backends memory,sqlite`` (or ``EVENTSTORE_TEST_BACKENDS``), or ``-k sqlite``; run the
 suite against any other store with ``--eventstore-url URL``.
 
@@ -38,6 +39,9 @@ BACKENDS = {
     "sqlite": "sqlite",
     "postgres": "postgresql",
     "dynamodb": "dynamodb",
+    "kafka": "kafka",
+    # The same broker, a topic of three partitions (global_order="partitioned").
+    "kafka3": "kafka",
     "kurrentdb": "kurrentdb",
     "kurrentdb-strict": "kurrentdb",
 }
@@ -156,6 +160,22 @@ def dynamodb_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def kafka_url() -> Iterator[str]:
+    """A Kafka-protocol broker for the session: ``EVENTSTORE_TEST_KAFKA_URL``, else tansu.
+
+    The URL's topic is a default; tests pick their own with ``with_topic``.
+    """
+    from_env = os.environ.get("EVENTSTORE_TEST_KAFKA_URL")
+    if from_env:
+        yield from_env
+        return
+    from eventstore_core.local.kafka import tansu_url
+
+    with tansu_url("eventstore_test") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def kurrentdb_url() -> Iterator[str]:
     """A KurrentDB for the session: ``EVENTSTORE_TEST_KURRENTDB_URL``, else the protocol double."""
     from eventstore_core.local.kurrentdb import kurrentdb_double, url_from_environment
@@ -192,6 +212,15 @@ def eventstore_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     if backend == "postgres":
         pg: str = request.getfixturevalue("postgres_url")
         return pg
+    if backend in ("kafka", "kafka3"):
+        from eventstore_core.local.kafka import with_topic
+
+        kafka: str = request.getfixturevalue("kafka_url")
+        # Every test opens new stores, which replay the topic: frequent index snapshots keep
+        # that short, and put the snapshot path under the whole suite.
+        if backend == "kafka3":
+            return with_topic(kafka, "eventstore_conformance3", partitions=3, index_every=500)
+        return with_topic(kafka, "eventstore_conformance", index_every=500)
     if backend in ("kurrentdb", "kurrentdb-strict"):
         kurrent: str = request.getfixturevalue("kurrentdb_url")
         if backend == "kurrentdb-strict":

@@ -226,6 +226,10 @@ async def test_the_core_retries_an_append_refused_by_a_race_it_would_now_accept(
         store.refusals = 2
         result = await store.append("A-1", [es.NewEvent("T", {})], expected_version=es.ANY)
         assert (result.version, store.calls) == (1, 3)
+        # A hot stream: many lost races in a row are ridden out (backoff, a time budget).
+        store.calls, store.refusals = 0, 30
+        result = await store.append("A-1", [es.NewEvent("T", {})], expected_version=es.ANY)
+        assert (result.version, store.calls) == (2, 31)
 
 
 async def test_a_refusal_outside_the_expected_range_is_a_concurrency_error() -> None:
@@ -248,6 +252,7 @@ class BareStore(MemoryEventStore):
         live_subscriptions="push",
         max_event_bytes=1024,
         max_append_events=10,
+        max_append_bytes=2000,
         snapshots=False,
         backwards_reads=False,
         shared_across_processes=False,
@@ -286,3 +291,13 @@ async def test_a_partitioned_memory_store_resumes_exactly_from_saved_tokens() ->
         assert len(ids) == len(set(ids))
         # Not commit order: partitions are read one after another.
         assert ids != written
+
+
+async def test_a_batch_over_max_append_bytes_is_refused_before_anything_is_written() -> None:
+    async with _open_store(BareStore, "bare-bytes") as store:
+        # Three events of 1,000 bytes each: each within max_event_bytes, the sum is not.
+        events = [es.NewEvent("T", {"p": "x" * (1000 - 14)}) for _ in range(3)]
+        with pytest.raises(es.InvalidEventError, match="max_append_bytes"):
+            await store.append("A-1", events)
+        assert await store.stream_version("A-1") == 0
+        assert (await store.append("A-1", events[:2])).version == 2

@@ -103,6 +103,10 @@ __all__ = ["KurrentDBEventStore", "KurrentDBOptions"]
 MAX_EVENT_BYTES: Final = 1024 * 1024 - 16 * 1024
 MAX_APPEND_EVENTS: Final = 1000
 MAX_SNAPSHOT_BYTES: Final = MAX_EVENT_BYTES
+#: The same limit for the whole append, refused by the core before sending. In strict mode a
+#: marker event (an empty event of a short type) rides along with every event: allow it 128 B.
+MAX_APPEND_BYTES: Final = MAX_EVENT_BYTES
+STRICT_MAX_APPEND_BYTES: Final = MAX_EVENT_BYTES - 128 * (MAX_APPEND_EVENTS // 2)
 #: How many events the library's own streams keep (``$maxCount``).
 CHECKPOINT_MAX_COUNT: Final = 2
 SNAPSHOT_MAX_COUNT: Final = 3
@@ -162,6 +166,7 @@ class KurrentDBEventStore(EventStore):
         live_subscriptions="push",
         max_event_bytes=MAX_EVENT_BYTES,
         max_append_events=MAX_APPEND_EVENTS,
+        max_append_bytes=MAX_APPEND_BYTES,
         max_snapshot_bytes=MAX_SNAPSHOT_BYTES,
     )
     #: Positions are (commit, prepare): a token of another shape is refused at the call.
@@ -178,9 +183,10 @@ class KurrentDBEventStore(EventStore):
                 unique_event_ids="store",
                 global_order="total",
                 live_subscriptions="push",
-                max_event_bytes=MAX_EVENT_BYTES,
+                max_event_bytes=STRICT_MAX_APPEND_BYTES,
                 # A marker rides along with every event.
                 max_append_events=MAX_APPEND_EVENTS // 2,
+                max_append_bytes=STRICT_MAX_APPEND_BYTES,
                 max_snapshot_bytes=MAX_SNAPSHOT_BYTES,
             )
         self._parsed_url = url

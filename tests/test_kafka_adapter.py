@@ -1,0 +1,380 @@
+"""Kafka-specific behaviour the shared conformance suite cannot provoke portably.
+
+Against a real broker (tansu from eventstore_core/local/kafka.py, or EVENTSTORE_TEST_KAFKA_URL):
+the hole rule (a missing offset is never stepped over), lost acknowledgements and stale
+retries resolved by log-order arbitration, a broker restart under a live subscription (tansu
+on S3 storage, so the data survives), the record size limit, and secrets kept out of repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.structs import TopicPartition
+from eventstore_kafka import KafkaEventStore
+from eventstore_kafka import _tailer as tailer_module
+from eventstore_kafka._records import claim_of, encode
+
+import eventstore_core as es
+from eventstore_core.adapter import PreparedEvent
+from eventstore_core.local.kafka import Tansu, with_topic
+
+
+def _topic() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def store(kafka_url: str) -> AsyncIterator[KafkaEventStore]:
+    """A store on a topic of its own."""
+    async with es.connect(with_topic(kafka_url, _topic())) as opened:
+        assert isinstance(opened, KafkaEventStore)
+        await opened.setup()
+        yield opened
+
+
+def _events(n: int, type_: str = "Happened") -> list[es.NewEvent]:
+    return [es.NewEvent(type_, {"i": i}) for i in range(n)]
+
+
+def _prepared(events: list[es.NewEvent]) -> list[PreparedEvent]:
+    return [
+        PreparedEvent(e.id, e.type, es.serialization.dumps(dict(e.data)), b"{}", None, None)
+        for e in events
+    ]
+
+
+async def _write_raw(store: KafkaEventStore, stream_id: str, events: list[es.NewEvent]) -> int:
+    """Write the record the store would write, with a plain producer: a writer whose ack was
+    lost (it never learned the outcome). Returns the record's offset."""
+    producer = AIOKafkaProducer(bootstrap_servers=store._brokers, acks="all")
+    await producer.start()
+    try:
+        value = encode(stream_id, claim_of(es.ANY), _prepared(events), 0, uuid.uuid4().bytes)
+        metadata = await producer.send_and_wait(store._topic, value, partition=0)
+        return int(metadata.offset)
+    finally:
+        await producer.stop()
+
+
+# -- the hole rule -------------------------------------------------------------------------
+
+
+def _batch(base_offset: int, values: list[bytes]) -> bytes:
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    for delta, value in enumerate(values):
+        builder.append(delta, timestamp=None, key=None, value=value, headers=[])
+    return bytes(builder.build())
+
+
+def test_a_response_is_taken_only_up_to_its_first_missing_offset() -> None:
+    # Records 0-2, then 4-5: offset 3 is missing (tansu returns later batches past a
+    # not-yet-written one under concurrent producers).
+    data = _batch(0, [b"a", b"b", b"c"])
+    later = bytearray(_batch(0, [b"e", b"f"]))
+    later[0:8] = (4).to_bytes(8, "big")  # the batch's base offset
+    fetched = tailer_module._contiguous(0, 6, data + bytes(later))
+    assert fetched.offsets == [0, 1, 2]
+    assert fetched.gap
+    fetched = tailer_module._contiguous(3, 6, bytes(later))
+    assert fetched.offsets == []
+    assert fetched.gap
+
+
+class _Withheld:
+    """Makes one store's fetches miss one offset of partition 0 while later ones exist: the
+    tansu behaviour under concurrent producers, on demand. The broker is real; only what this
+    store's fetches return is cut at the offset."""
+
+    def __init__(self, store: es.EventStore, offset: int) -> None:
+        assert isinstance(store, KafkaEventStore)
+        assert store._tailer is not None
+        self.on = True
+        fetchers = {
+            id(f): f for f in (store._fetcher, store._tailer._fetcher, store._tailer._poller)
+        }
+        for fetcher in fetchers.values():
+            assert fetcher is not None
+            original = fetcher.fetch
+
+            async def fetch(
+                wants: dict[TopicPartition, int],
+                wait_ms: int,
+                original: Any = original,
+            ) -> dict[TopicPartition, tailer_module.Fetched]:
+                answer: dict[TopicPartition, tailer_module.Fetched] = await original(wants, wait_ms)
+                for tp, fetched in answer.items():
+                    if self.on and tp.topic == store._topic and offset in fetched.offsets:
+                        cut = fetched.offsets.index(offset)
+                        answer[tp] = fetched._replace(
+                            offsets=fetched.offsets[:cut], values=fetched.values[:cut], gap=True
+                        )
+                return answer
+
+            fetcher.fetch = fetch  # type: ignore[method-assign]
+
+
+async def test_a_missing_offset_is_never_stepped_over(kafka_url: str) -> None:
+    url = with_topic(kafka_url, _topic(), hole_timeout=1.5, request_timeout=5)
+    async with es.connect(url) as writer, es.connect(url) as reader:
+        await writer.setup()
+        await reader.setup()
+        withheld = _Withheld(reader, 1)
+        stream = f"Hole-{uuid.uuid4().hex}"
+        for i in range(3):
+            await writer.append(stream, [es.NewEvent("E", {"i": i})])
+        # Offset 1 is missing, 2 exists: the reader fails rather than serve 0 and then 2.
+        with pytest.raises(es.BackendUnavailableError, match="never steps over a hole"):
+            await es_collect(reader.read_all())
+        assert isinstance(reader, KafkaEventStore)
+        assert reader._arbiter.logs[0].next_offset == 1
+        # Once the offset shows up, everything is served, in order, nothing skipped.
+        withheld.on = False
+        events = await es_collect(reader.read_all())
+        assert [e.data["i"] for e in events] == [0, 1, 2]
+
+
+async def test_a_hole_that_fills_within_the_timeout_is_waited_for(kafka_url: str) -> None:
+    url = with_topic(kafka_url, _topic(), hole_timeout=10)
+    async with es.connect(url) as writer, es.connect(url) as reader:
+        await writer.setup()
+        await reader.setup()
+        withheld = _Withheld(reader, 1)
+        stream = f"Hole-{uuid.uuid4().hex}"
+        for i in range(3):
+            await writer.append(stream, [es.NewEvent("E", {"i": i})])
+
+        async def fill_later() -> None:
+            await asyncio.sleep(0.5)
+            withheld.on = False
+
+        filler = asyncio.create_task(fill_later())
+        events = await es_collect(reader.read_stream(stream))
+        await filler
+        assert [e.version for e in events] == [1, 2, 3]
+
+
+async def es_collect(events: AsyncIterator[es.RecordedEvent]) -> list[es.RecordedEvent]:
+    """Drain an iterator of events."""
+    return [event async for event in events]
+
+
+# -- lost acks and stale retries ---------------------------------------------------------------
+
+
+async def test_a_retry_after_a_lost_ack_returns_the_original_result(
+    store: KafkaEventStore,
+) -> None:
+    stream = f"Lost-{uuid.uuid4().hex}"
+    batch = _events(2)
+    offset = await _write_raw(store, stream, batch)
+    result = await store.append(stream, batch, expected_version=es.NO_STREAM)
+    assert result.version == 2
+    assert result.position == es.Position.of(offset, 1)
+    events = await es_collect(store.read_stream(stream))
+    assert [e.id for e in events] == [e.id for e in batch]
+    assert len(await es_collect(store.read_all())) == 2
+
+
+async def test_a_stale_retry_after_later_appends_writes_nothing(store: KafkaEventStore) -> None:
+    stream = f"Stale-{uuid.uuid4().hex}"
+    batch = _events(1)
+    first = await store.append(stream, batch, expected_version=es.NO_STREAM)
+    await store.append(stream, _events(2), expected_version=1)
+    # The retry reaches the log (written straight to it, as a slow client would), is refused
+    # by its ids, and the store's own retry reports the original result.
+    await _write_raw(store, stream, batch)
+    assert await store.append(stream, batch, expected_version=0) == first
+    assert await store.stream_version(stream) == 3
+
+
+async def test_identical_appends_racing_from_two_stores_are_written_once(
+    store: KafkaEventStore, kafka_url: str
+) -> None:
+    stream = f"Race-{uuid.uuid4().hex}"
+    url = with_topic(kafka_url, store._topic)
+    batch = _events(3)
+    async with es.connect(url) as other:
+        results = await asyncio.gather(
+            *(s.append(stream, batch, expected_version=es.NO_STREAM) for s in (store, other) * 4)
+        )
+    assert len(set(results)) == 1
+    assert [e.id for e in await es_collect(store.read_stream(stream))] == [e.id for e in batch]
+
+
+async def test_every_instance_reaches_the_same_verdicts(store: KafkaEventStore) -> None:
+    # Conflicting writers through one store; a fresh instance replaying the log must accept
+    # exactly the records the writers were told were accepted.
+    stream = f"Verdict-{uuid.uuid4().hex}"
+
+    async def writer() -> list[es.AppendResult]:
+        won = []
+        for _ in range(10):
+            version = await store.stream_version(stream)
+            with contextlib.suppress(es.ConcurrencyError):
+                won.append(await store.append(stream, _events(1), expected_version=version))
+        return won
+
+    results = [r for won in await asyncio.gather(*(writer() for _ in range(4))) for r in won]
+    async with es.connect(with_topic(store.url, store._topic)) as fresh:
+        replayed = await es_collect(fresh.read_stream(stream))
+    assert sorted(r.version for r in results) == [e.version for e in replayed]
+    assert {r.position for r in results} == {e.position for e in replayed}
+
+
+# -- broker restart ----------------------------------------------------------------------------
+
+
+async def test_a_live_subscription_survives_a_broker_restart() -> None:
+    with Tansu(storage="s3") as broker:
+        url = broker.url(_topic(), request_timeout=5, reconnect_timeout=60)
+        stream = f"Restart-{uuid.uuid4().hex}"
+        async with es.connect(url) as store:
+            await store.setup()
+            await store.append(stream, _events(3))
+            seen: list[es.RecordedEvent] = []
+            caught_up = asyncio.Event()
+            async with store.subscribe() as subscription:
+
+                async def consume() -> None:
+                    async for event in subscription:
+                        seen.append(event)
+                        if len(seen) == 3:
+                            caught_up.set()
+                        if len(seen) == 6:
+                            return
+
+                consumer = asyncio.create_task(consume())
+                await asyncio.wait_for(caught_up.wait(), 10)
+                await asyncio.to_thread(broker.restart)
+                batch = _events(3)
+                for _ in range(100):  # the broker comes back within seconds
+                    try:
+                        await store.append(stream, batch)
+                        break
+                    except es.BackendUnavailableError:
+                        await asyncio.sleep(0.2)
+                await asyncio.wait_for(consumer, 30)
+            assert [e.version for e in seen] == [1, 2, 3, 4, 5, 6]
+        # The data survived the restart: a new instance replays it all.
+        async with es.connect(url) as fresh:
+            assert await fresh.stream_version(stream) == 6
+
+
+# -- limits and configuration ------------------------------------------------------------------
+
+
+async def test_an_append_over_the_record_size_limit_is_refused_before_sending(
+    store: KafkaEventStore,
+) -> None:
+    stream = f"Big-{uuid.uuid4().hex}"
+    events = [es.NewEvent("Big", {"p": "x" * 300_000}) for _ in range(4)]
+    with pytest.raises(es.InvalidEventError, match="max_record_bytes"):
+        await store.append(stream, events)
+    assert store._tailer is not None
+    await store._tailer.sync(5)
+    assert store._tailer.highwater[0] == 0, "nothing was sent"
+    assert await store.stream_version(stream) == 0
+
+
+def test_capabilities_follow_the_partition_count() -> None:
+    one = es.connect("kafka://127.0.0.1:9/t").capabilities
+    three = es.connect("kafka://127.0.0.1:9/t?partitions=3").capabilities
+    assert one.global_order == "total"
+    assert three.global_order == "partitioned"
+    for caps in (one, three):
+        assert caps.concurrency == "multi-writer"
+        assert caps.idempotency == "permanent"
+        assert caps.unique_event_ids == "store"
+        assert caps.max_event_bytes < 1_000_000
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    store = es.connect(
+        "kafka://app:hunter2@127.0.0.1:9092/t?security_protocol=SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        ssl_password="s3cret",
+    )
+    assert "hunter2" not in repr(store)
+    assert "s3cret" not in repr(store.options)
+    assert "hunter2" not in store.url
+
+
+def test_a_url_without_a_topic_is_a_configuration_error() -> None:
+    with pytest.raises(es.ConfigurationError, match="TOPIC"):
+        es.connect("kafka://127.0.0.1:9092/")
+
+
+def test_the_id_table_finds_every_id_it_holds_across_growth() -> None:
+    from eventstore_kafka._arbiter import IdTable
+
+    table = IdTable()
+    ids = [uuid.uuid4().bytes for _ in range(5000)]
+    # Non-random ids too: uuid1 keeps its node in the second half, so both halves are hashed.
+    ids += [uuid.uuid1(node=7, clock_seq=i).bytes for i in range(3000)]
+    for number, id16 in enumerate(ids):
+        assert table.add(id16) == number
+    assert all(table.find(id16) == number for number, id16 in enumerate(ids))
+    assert table.find(uuid.uuid4().bytes) == -1
+
+
+# -- index snapshots -------------------------------------------------------------------------
+
+
+async def test_a_new_instance_starts_from_the_index_snapshot(kafka_url: str) -> None:
+    url = with_topic(kafka_url, _topic(), index_every=20)
+    stream = f"Indexed-{uuid.uuid4().hex}"
+    async with es.connect(url) as writer:
+        await writer.setup()
+        for i in range(30):
+            await writer.append(stream, [es.NewEvent("E", {"i": i})], expected_version=i)
+        await writer.save_checkpoint(
+            "projector", (await writer.append(stream, _events(1))).position
+        )
+        assert isinstance(writer, KafkaEventStore)
+        for _ in range(200):  # the writer saves it within a second or two
+            if writer._indexed_at:
+                break
+            await asyncio.sleep(0.1)
+        assert writer._indexed_at
+        await writer.append(stream, _events(2))  # after the snapshot: replayed on open
+        async with es.connect(url) as fresh:
+            assert isinstance(fresh, KafkaEventStore)
+            assert fresh._indexed_at > 0, "it started from the snapshot"
+            assert await fresh.stream_version(stream) == 33
+            events = await es_collect(fresh.read_stream(stream))
+            assert [e.version for e in events] == list(range(1, 34))
+            assert await fresh.load_checkpoint("projector") == es.Position.of(30, 0)
+            # Its verdicts are the writer's: a stale claim conflicts, a retry is recognised.
+            with pytest.raises(es.ConcurrencyError):
+                await fresh.append(stream, _events(1), expected_version=5)
+
+
+async def test_a_torn_index_snapshot_is_ignored(store: KafkaEventStore, kafka_url: str) -> None:
+    stream = f"Torn-{uuid.uuid4().hex}"
+    await store.append(stream, _events(3))
+    producer = AIOKafkaProducer(bootstrap_servers=store._brokers, acks="all")
+    await producer.start()
+    try:  # chunks of a snapshot whose writer died before its manifest
+        await producer.send_and_wait(store._index_topic, b"K" + bytes(16) + b"garbage")
+    finally:
+        await producer.stop()
+    async with es.connect(with_topic(kafka_url, store._topic)) as fresh:
+        assert isinstance(fresh, KafkaEventStore)
+        assert fresh._indexed_at == 0
+        assert await fresh.stream_version(stream) == 3
