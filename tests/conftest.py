@@ -129,6 +129,17 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def eventstore_endpoint(eventstore_url: str) -> tuple[str, int] | None:
+    """Where the fault proxy may sit: not in front of Kafka, whose client connects to the
+    address the broker advertises, whatever the URL says (a proxy would see nothing)."""
+    from eventstore_conformance.faults import endpoint_from_url
+
+    if eventstore_url.startswith("kafka"):
+        return None
+    return endpoint_from_url(eventstore_url)
+
+
+@pytest.fixture(scope="session")
 def restartable_postgres() -> Iterator[Restartable]:
     """A PostgreSQL server of its own, for the suite's restart test (started on first use)."""
     from eventstore_conformance import Restartable

@@ -36,6 +36,7 @@ __all__ = [
     "NotApplicable",
     "ProxiedStore",
     "Restartable",
+    "endpoint_from_url",
     "eventstore_endpoint",
     "eventstore_hold_commit",
     "eventstore_proxy",
@@ -419,7 +420,8 @@ class Restartable:
     restart: Callable[[], None]
 
 
-def _endpoint_of(url: str) -> tuple[str, int] | None:
+def endpoint_from_url(url: str) -> tuple[str, int] | None:
+    """The server a store URL names: its ``endpoint_url`` parameter, or its host and port."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     if "endpoint_url" in query:
@@ -455,7 +457,7 @@ def _with_endpoint(url: str, host: str, port: int) -> str:
 @pytest.fixture(scope="session")
 def eventstore_endpoint(eventstore_url: str) -> tuple[str, int] | None:
     """``(host, port)`` of the store's server, or None when it has no network endpoint."""
-    return _endpoint_of(eventstore_url)
+    return endpoint_from_url(eventstore_url)
 
 
 @pytest.fixture(scope="session")
