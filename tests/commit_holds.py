@@ -16,6 +16,7 @@ are assigned and before it commits, through the backend's own write path:
 - memory: not applicable; an append runs without an ``await`` between drawing its position
   and making it visible.
 - KurrentDB: not applicable; the server's writer assigns log positions as it commits.
+- Kafka: not applicable; the broker assigns offsets as it appends (no transactions are used).
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ _KURRENTDB = not_applicable(
     "the server assigns a commit position as its single writer appends to the log: a position "
     "exists only once it is committed"
 )
+_KAFKA = not_applicable(
+    "the broker assigns an offset as it appends to a partition's log (the adapter writes no "
+    "transactions), and readers see each partition in offset order up to its high watermark"
+)
 
 #: Backend name (as in conftest.BACKENDS) -> its hook.
 HOLDS: dict[str, HoldCommit | NotApplicable] = {
@@ -139,4 +144,6 @@ HOLDS: dict[str, HoldCommit | NotApplicable] = {
     "dynamodb": hold_dynamodb,
     "kurrentdb": _KURRENTDB,
     "kurrentdb-strict": _KURRENTDB,
+    "kafka": _KAFKA,
+    "kafka3": _KAFKA,
 }

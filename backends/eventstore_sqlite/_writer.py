@@ -7,14 +7,16 @@ cancelled once its transaction started only stops waiting, and the transaction s
 with COMMIT or ROLLBACK in the thread. Either way the next write starts on a clean connection.
 
 **Group commit.** When several tasks of one store write at once, the thread takes every job
-already queued (up to :data:`MAX_GROUP`) and runs them in one ``BEGIN IMMEDIATE`` transaction:
-each append still makes its own version check against the rows before it (the group runs as
-if one after the other), and one refused or failed append is undone without touching the
-others: a multi-event append runs in a ``SAVEPOINT`` of its own; a single-event append or an
-upsert writes with one statement, which SQLite undoes by itself when it fails. The whole group
-then shares one COMMIT, one fsync with ``synchronous=FULL``, and one wake-up of the event
-loop. The group is whatever queued up while the previous transaction ran: a lone writer never
-waits for company.
+already queued (up to :data:`MAX_GROUP`) and runs them in one ``BEGIN IMMEDIATE`` transaction
+with one COMMIT, one fsync with ``synchronous=FULL``, and one wake-up of the event loop. Each
+append still makes its own version check, against the versions the appends before it leave
+(the group behaves as if they ran one after the other), and gets its own answer: the
+appends of a group run as one read of their streams' versions and a few multi-row INSERTs
+(:func:`_append_together`); when that cannot decide for all of them (an id already stored
+or used twice in the group, a value SQLite refuses), they run one by one, a multi-statement
+append in a ``SAVEPOINT`` of its own, so one refusal never touches the others. The group is
+whatever queued up while the previous transaction ran: a lone writer never waits for
+company.
 
 **Multi-process safety** is unchanged: ``BEGIN IMMEDIATE`` takes the file's write lock before
 anything is read, so the version check and the insert are atomic across processes too, and

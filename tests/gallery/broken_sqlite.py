@@ -6,10 +6,8 @@ from eventstore_sqlite import SQLiteEventStore
 
 
 class ReaderLeftOpen(SQLiteEventStore):
-    """SQLite whose close() forgets the reader connection: its thread runs on, and would keep
-    the process from exiting."""
+    """SQLite whose close() forgets its reader: the reader's connection and thread stay."""
 
     async def _close(self) -> None:
-        if self._writer is not None:
-            await self._writer.close()
-        self._reader = self._writer = None
+        self._reader = None  # forgotten, not stopped
+        await super()._close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -422,6 +423,16 @@ class TaskLeftAfterClose(MemoryEventStore):
         await asyncio.Event().wait()  # a heartbeat that never ends on its own
 
 
+class DriverThreadLeftRunning(MemoryEventStore):
+    """Opens a connection thread, as a driver does (aiosqlite's are not daemons), that close()
+    never stops: without the suite's exit guard the test process would never exit."""
+
+    async def _open(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._stop.wait, name="gallery-driver-thread")
+        self._thread.start()
+
+
 # -- the gallery -------------------------------------------------------------------------------
 
 _ALL = [
@@ -545,8 +556,15 @@ _ALL = [
         "reader-left-open",
         "SQLite: a reader connection (and its thread) left open at close",
         "gallery.broken_sqlite:ReaderLeftOpen",
-        "test_the_first_event_of_a_stream_has_version_one",
+        "test_opening_and_closing_repeatedly_leaks_no_connection_or_thread",
         base="sqlite",
+        modules=("test_resources",),
+    ),
+    Variant(
+        "driver-thread-left-running",
+        "a driver's (non-daemon) connection thread left running after close",
+        "DriverThreadLeftRunning",
+        "test_the_first_event_of_a_stream_has_version_one",
         modules=("test_append",),
     ),
     Variant(
@@ -581,7 +599,7 @@ _ALL = [
         "eventstore_sqlite:SQLiteEventStore",
         "",
         base="sqlite",
-        modules=("test_append",),
+        modules=("test_resources",),
         broken=False,
     ),
     Variant(
