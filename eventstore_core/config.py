@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eventstore_core.errors import ConfigurationError
-from eventstore_core.redaction import redact_url
+from eventstore_core.redaction import password_span, redact_url
 
 __all__ = [
     "DEFAULT_URL",
@@ -103,6 +103,13 @@ def parse_url(url: object) -> ParsedUrl:
     """Split a store URL, raising :class:`ConfigurationError` if it is not one."""
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"a store URL must be a non-empty str, got {url!r}")
+    # The parser's own messages may quote the raw authority (the password with it), so none
+    # is passed on: each refusal says what is wrong in words of its own.
+    span = password_span(url)
+    encode_hint = (
+        "percent-encode any '/', '?', '#', '@' or ':' in the user name or password "
+        "(%2F, %3F, %23, %40, %3A)"
+    )
     host: str | None
     try:
         parts = urlsplit(url)
@@ -113,8 +120,20 @@ def parse_url(url: object) -> ParsedUrl:
             host, port = hostlist, None
         else:
             host, port = parts.hostname, parts.port
-    except ValueError as error:
-        raise ConfigurationError(f"invalid store URL {redact_url(url)!r}: {error}") from None
+    except ValueError:
+        why = "the port is not a number" if span is None else "the password looks unencoded"
+        raise ConfigurationError(
+            f"invalid store URL {redact_url(url)!r}: {why}; {encode_hint}"
+        ) from None
+    if (
+        span is not None
+        and "@" in parts.netloc
+        and url[span[0] : span[1]] != _raw_password(parts.netloc)
+    ):
+        # A raw '/', '?' or '#' in the password made the parser end the authority early.
+        raise ConfigurationError(
+            f"invalid store URL {redact_url(url)!r}: the password looks unencoded; {encode_hint}"
+        )
     if not parts.scheme or "://" not in url:
         raise ConfigurationError(
             f"invalid store URL {redact_url(url)!r}: expected scheme://..., "
@@ -137,6 +156,11 @@ def parse_url(url: object) -> ParsedUrl:
         path=parts.path,
         query=query,
     )
+
+
+def _raw_password(netloc: str) -> str:
+    userinfo = netloc.rpartition("@")[0]
+    return userinfo.partition(":")[2]
 
 
 def parse_options(

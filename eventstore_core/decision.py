@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventstore_core.errors import ConcurrencyError, DuplicateEventIdError
 from eventstore_core.models import AppendResult, ExpectedVersion, RecordedEvent, StreamState
-from eventstore_core.validation import PreparedEvent
+from eventstore_core.validation import MAX_VERSION, PreparedEvent
 
 __all__ = [
     "MAX_VERSION",
@@ -30,9 +30,6 @@ __all__ = [
     "idempotent_result",
 ]
 
-#: The highest version any stream can reach: the upper end of ``expected_range`` for ANY and
-#: STREAM_EXISTS (and a bound that fits a signed 64-bit column with room to add to it).
-MAX_VERSION = 2**62
 
 #: An append that wrote its batch: the stream's new version and the last event's position.
 Written = AppendResult

@@ -65,6 +65,10 @@ class NewEvent:
     causation_id: str | None = None
 
 
+#: The most digits a position token's part may have (2**64 has 20; leading zeros leave room).
+_MAX_PART_DIGITS = 32
+
+
 class Position:
     """An opaque, ordered place in a store's global log.
 
@@ -168,8 +172,10 @@ class Position:
         if "@" in value:
             return PartitionedPosition.parse_token(value)
         pieces = value.split(":")
-        # isdecimal() alone would admit other scripts' digits; tokens are ASCII.
-        if not all(p.isascii() and p.isdigit() for p in pieces):
+        # isdecimal() alone would admit other scripts' digits; tokens are ASCII. A part longer
+        # than any 64-bit number is refused before int() (which refuses 4,300 digits and more
+        # with a plain ValueError, and spends quadratic time getting there).
+        if not all(p.isascii() and p.isdigit() and len(p) <= _MAX_PART_DIGITS for p in pieces):
             raise InvalidEventError(
                 f"{value!r} is not a position token (expected integers joined by ':')",
                 field="position",
@@ -282,7 +288,9 @@ class PartitionedPosition(Position):
         head, _, tail = value.partition("@")
         partition, slash, offset = head.partition("/")
         pieces = [partition, offset, *tail.split(".")]
-        if not slash or not all(p.isascii() and p.isdigit() for p in pieces):
+        if not slash or not all(
+            p.isascii() and p.isdigit() and len(p) <= _MAX_PART_DIGITS for p in pieces
+        ):
             raise InvalidEventError(
                 f"{value!r} is not a partitioned position token "
                 "(expected 'partition/offset@f0.f1...')",

@@ -54,6 +54,7 @@ from eventstore_core.validation import (
     validate_filter,
     validate_limit,
     validate_name,
+    validate_position,
     validate_snapshot,
     validate_version,
 )
@@ -81,6 +82,10 @@ class EventStore(abc.ABC):
     Options: ClassVar[type[StoreOptions]] = StoreOptions
     #: What this backend guarantees; may be refined per instance in ``__init__``.
     capabilities: Capabilities
+    #: How many integers a position of this (total-order) store has, e.g. 2 for ``"tx:seq"``.
+    #: When set, a position or token of another shape is refused at the call
+    #: (``InvalidEventError``) by ``read_all``, ``subscribe`` and ``save_checkpoint``.
+    position_parts: ClassVar[int | None] = None
 
     def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
         self._url = url
@@ -263,7 +268,7 @@ class EventStore(abc.ABC):
 
         Reads page by page (``page_size``), so memory stays flat however long the log.
         """
-        position = validate_after(after)
+        position = self._position_argument(after, "after")
         event_filter = validate_filter(filter)
         limit = validate_limit(limit)
         self._check_open()
@@ -322,7 +327,7 @@ class EventStore(abc.ABC):
         With ``name`` and no ``after``, starts after the checkpoint saved under that name.
         Use as ``async with store.subscribe(...) as subscription: async for event in ...``.
         """
-        position = validate_after(after)
+        position = self._position_argument(after, "after")
         event_filter = validate_filter(filter)
         if name is not None:
             validate_name(name, "name")
@@ -334,7 +339,7 @@ class EventStore(abc.ABC):
     async def save_checkpoint(self, name: str, position: Position | str) -> None:
         """Store ``position`` under ``name``, replacing what was there."""
         validate_name(name, "checkpoint name")
-        parsed = validate_after(position)
+        parsed = self._position_argument(position, "position")
         if parsed is None:
             raise InvalidEventError("position must not be None", field="position")
         self._check_open()
@@ -365,6 +370,18 @@ class EventStore(abc.ABC):
             raise UnsupportedOperationError(
                 f"{type(self).__name__} does not store snapshots (capabilities.snapshots is False)"
             )
+
+    def _position_argument(self, value: object, what: str) -> Position | None:
+        # One check of a position argument, the same for every call that takes one.
+        position = validate_after(value, what)
+        if position is not None:
+            validate_position(
+                position,
+                what,
+                partitioned=self.capabilities.global_order == "partitioned",
+                parts=self.position_parts,
+            )
+        return position
 
     # -- subscriptions' bookkeeping (used by Subscription) -----------------------------------
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -13,6 +16,7 @@ from eventstore_core.models import (
     EventFilter,
     ExpectedVersion,
     NewEvent,
+    PartitionedPosition,
     Position,
     Snapshot,
     StreamState,
@@ -20,16 +24,33 @@ from eventstore_core.models import (
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "MAX_POSITION_PART",
+    "MAX_VERSION",
     "PreparedEvent",
     "prepare_batch",
     "validate_expected_version",
     "validate_filter",
     "validate_limit",
     "validate_name",
+    "validate_position",
     "validate_snapshot",
 ]
 
 MAX_NAME_LENGTH = 255
+
+#: The highest version any stream can reach: the upper end of ``expected_range`` for ANY and
+#: STREAM_EXISTS (and a bound that fits a signed 64-bit column with room to add to it). Every
+#: version argument (``expected_version``, ``from_version``, ``snapshot.version``) above it is
+#: refused at the call: no stream can be there, and storage would overflow on some backends.
+MAX_VERSION = 2**62
+
+#: The largest integer a position part may hold: what a signed 64-bit column stores. A token
+#: with a bigger part cannot have been made by any backend, and is refused at the call.
+MAX_POSITION_PART = 2**63 - 1
+
+# A NUL character (U+0000) in a JSON string, as orjson escapes it: ``\u0000`` preceded by an
+# even number of backslashes (an odd number would make it the text "\u0000").
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class PreparedEvent(NamedTuple):
@@ -79,22 +100,82 @@ def validate_name(value: object, what: str) -> str:
         raise InvalidEventError(
             f"{what} {value!r} starts with '$', which is reserved for system use", field=what
         )
+    ch = _bad_character(value)
+    if ch is not None:
+        raise InvalidEventError(
+            f"{what} {value!r} contains the {_kind(ch)} character {ch!r}", field=what
+        )
+    return value
+
+
+def _bad_character(value: str) -> str | None:
+    # The first control (Cc) or surrogate (Cs) character of value, if any.
     for ch in value:
         if unicodedata.category(ch) in ("Cc", "Cs"):
-            raise InvalidEventError(
-                f"{what} {value!r} contains the control character {ch!r}", field=what
-            )
-    return value
+            return ch
+    return None
+
+
+def _kind(ch: str) -> str:
+    return "surrogate" if unicodedata.category(ch) == "Cs" else "control"
 
 
 def _validate_optional_id(value: object, what: str) -> str | None:
+    # correlation_id / causation_id: the rules of names, except that '$' is the caller's own
+    # business here (nothing is reserved in an id the store only carries).
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH:
+    if type(value) is str and 0 < len(value) <= MAX_NAME_LENGTH and value.isprintable():
+        return value
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
         raise InvalidEventError(
-            f"{what} must be None or a str of at most {MAX_NAME_LENGTH} characters", field=what
+            f"{what} must be None or a non-empty str of at most {MAX_NAME_LENGTH} characters",
+            field=what,
+        )
+    ch = _bad_character(value)
+    if ch is not None:
+        raise InvalidEventError(
+            f"{what} {value!r} contains the {_kind(ch)} character {ch!r}", field=what
         )
     return value
+
+
+def _non_finite(value: object, depth: int = 0) -> bool:
+    """Whether ``value`` holds a NaN or an infinity anywhere (orjson writes them as null)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if depth > 256:  # orjson refuses deeper nesting itself
+        return False
+    if isinstance(value, Mapping):
+        return any(_non_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v, depth + 1) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(
+            _non_finite(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        )
+    return False
+
+
+def _check_encoded(value: object, encoded: bytes, what: str) -> bytes:
+    """Refuse what JSON (or some backend's JSON) cannot carry, whatever orjson wrote.
+
+    orjson writes NaN and infinities as ``null``: stored, they would read back as ``None``.
+    A NUL character is valid JSON but PostgreSQL's ``jsonb`` cannot hold one, so it is refused
+    on every backend alike rather than only where it fails after sending. Both scans run only
+    when a cheap substring test finds a candidate.
+    """
+    if b"null" in encoded and _non_finite(value):
+        raise InvalidEventError(
+            f"{what} holds a NaN or infinite float, which JSON cannot represent", field=what
+        )
+    if b"\\u0000" in encoded and _NUL_ESCAPE.search(encoded):
+        raise InvalidEventError(
+            f"{what} holds a NUL character (U+0000) in a string or key, which is refused on "
+            "every backend (PostgreSQL's jsonb cannot store it)",
+            field=what,
+        )
+    return encoded
 
 
 def _encode(value: object, what: str) -> bytes:
@@ -103,18 +184,22 @@ def _encode(value: object, what: str) -> bytes:
             f"{what} must be a mapping (a JSON object), got {type(value).__name__}", field=what
         )
     try:
-        return serialization.dumps(value)
+        encoded = serialization.dumps(value)
     except TypeError as error:
         raise InvalidEventError(f"{what} is not JSON-serialisable: {error}", field=what) from None
+    return _check_encoded(value, encoded, what)
 
 
 def _encode_event_part(value: object, index: int, part: str) -> bytes:
     # _encode, with the field name ("events[3].data") built only for an error message.
     if isinstance(value, Mapping):
         try:
-            return serialization.dumps(value)
+            encoded = serialization.dumps(value)
         except TypeError:
             pass
+        else:
+            if b"null" not in encoded and b"\\u0000" not in encoded:
+                return encoded
     return _encode(value, f"events[{index}].{part}")
 
 
@@ -191,13 +276,13 @@ def prepare_batch(
 
 
 def validate_expected_version(value: object) -> ExpectedVersion:
-    """Check ``expected_version``: a :class:`StreamState` or an ``int >= 0``."""
+    """Check ``expected_version``: a :class:`StreamState` or an int from 0 to MAX_VERSION."""
     if isinstance(value, StreamState):
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VERSION:
         raise InvalidEventError(
-            "expected_version must be es.ANY, es.NO_STREAM, es.STREAM_EXISTS or an int >= 0, "
-            f"got {value!r}",
+            "expected_version must be es.ANY, es.NO_STREAM, es.STREAM_EXISTS or an int from 0 "
+            f"to 2**62 (no stream goes higher), got {value!r}",
             field="expected_version",
         )
     return value
@@ -213,34 +298,94 @@ def validate_limit(value: object) -> int | None:
 
 
 def validate_version(value: object, what: str, *, minimum: int) -> int:
-    """Check a version argument such as ``from_version``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidEventError(f"{what} must be an int >= {minimum}, got {value!r}", field=what)
+    """Check a version argument such as ``from_version``: an int from minimum to MAX_VERSION."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_VERSION:
+        raise InvalidEventError(
+            f"{what} must be an int from {minimum} to 2**62, got {value!r}", field=what
+        )
     return value
 
 
-def validate_after(value: object) -> Position | None:
-    """Turn an ``after=`` argument (a Position, its token, or None) into a Position."""
+def validate_after(value: object, what: str = "after") -> Position | None:
+    """Turn an ``after=`` argument (a Position, its token, or None) into a Position.
+
+    Parts above :data:`MAX_POSITION_PART` are refused here: no backend makes them.
+    """
     if value is None:
         return None
     if isinstance(value, Position | str):
         try:
-            return Position.parse(value)
+            position = Position.parse(value)
         except InvalidEventError as error:
-            raise InvalidEventError(f"after: {error}", field="after") from None
+            raise InvalidEventError(f"{what}: {error}", field=what) from None
+        numbers = position.parts
+        if isinstance(position, PartitionedPosition):
+            numbers = (*numbers, *position.frontier)
+        if any(part > MAX_POSITION_PART for part in numbers):
+            raise InvalidEventError(
+                f"{what}: the position has a part above 2**63 - 1; no store makes such positions",
+                field=what,
+            )
+        return position
     raise InvalidEventError(
-        f"after must be a Position, a position token or None, got {type(value).__name__}",
-        field="after",
+        f"{what} must be a Position, a position token or None, got {type(value).__name__}",
+        field=what,
     )
+
+
+def validate_position(
+    position: Position, what: str, *, partitioned: bool, parts: int | None
+) -> Position:
+    """Check that ``position`` has the shape of the store's own positions.
+
+    A partitioned store (``global_order="partitioned"``) takes only
+    :class:`PartitionedPosition`; a total-order store takes only plain positions, of exactly
+    ``parts`` integers when the backend declares that number (``EventStore.position_parts``).
+    A token of another store's shape would otherwise be read (or saved) as something it is
+    not: ``"1:2:3"`` used as ``"1"``, or a checkpoint that fails only when resumed from.
+    """
+    if partitioned:
+        if not isinstance(position, PartitionedPosition):
+            raise InvalidEventError(
+                f"{what}: {position} is not a position of this partitioned store (expected a "
+                "token like 'partition/offset@f0.f1...')",
+                field=what,
+            )
+        return position
+    if isinstance(position, PartitionedPosition):
+        raise InvalidEventError(
+            f"{what}: {position} is a partitioned store's position; this store's positions "
+            "are integers joined by ':'",
+            field=what,
+        )
+    if parts is not None and len(position.parts) != parts:
+        raise InvalidEventError(
+            f"{what}: {str(position)[:80]!r} is not a position of this store (its positions "
+            f"have {parts} part{'s' if parts != 1 else ''} joined by ':')",
+            field=what,
+        )
+    return position
 
 
 def validate_filter(value: object) -> EventFilter | None:
-    """Check a ``filter=`` argument."""
-    if value is None or isinstance(value, EventFilter):
-        return value
-    raise InvalidEventError(
-        f"filter must be an es.EventFilter or None, got {type(value).__name__}", field="filter"
-    )
+    """Check a ``filter=`` argument: its types and categories must be sendable strings."""
+    if value is None:
+        return None
+    if not isinstance(value, EventFilter):
+        raise InvalidEventError(
+            f"filter must be an es.EventFilter or None, got {type(value).__name__}",
+            field="filter",
+        )
+    for name in ("event_types", "categories"):
+        entries: Sequence[str] | None = getattr(value, name)
+        for entry in entries or ():
+            if len(entry) > MAX_NAME_LENGTH or _bad_character(entry) is not None:
+                raise InvalidEventError(
+                    f"filter.{name} holds {entry[:80]!r}, which no event can match: at most "
+                    f"{MAX_NAME_LENGTH} characters, no control or surrogate characters",
+                    field=f"filter.{name}",
+                )
+    return value
 
 
 def validate_snapshot(snapshot: object, *, max_bytes: int) -> bytes:

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from eventstore_core.errors import ConfigurationError
+from eventstore_core.errors import ConfigurationError, EventStoreError
 from eventstore_core.registry import load_backend
 
 if TYPE_CHECKING:
-    from eventstore_conformance import HoldCommit, NotApplicable, Shortfall
+    from eventstore_conformance import HoldCommit, NotApplicable, Restartable, Shortfall
 
 pytest_plugins = ["eventstore_conformance"]
 
@@ -54,7 +54,32 @@ def declared_shortfalls() -> dict[str, list[Shortfall]]:
     # and an early import would keep the suite's asserts from being rewritten.
     from eventstore_conformance import never, notimpl, notyet  # noqa: F401
 
-    return {}
+    fabricated_position = notimpl(
+        "test_any_position_token_is_refused_unless_it_has_the_store_shape",
+        reason="reading after a well-formed position the log does not hold raises "
+        "BackendUnavailableError (the server's INVALID_ARGUMENT), not InvalidEventError",
+        raises=AssertionError,
+    )
+    return {
+        "sqlite": [
+            notimpl(
+                "test_cancelling_any_operation_at_any_point_leaves_the_store_whole",
+                reason="cancelled calls leave database connections (file handles) open "
+                "(issue 9, item 1)",
+                raises=(EventStoreError, pytest.fail.Exception),
+            ),
+        ],
+        "kurrentdb": [fabricated_position],
+        "kurrentdb-strict": [
+            fabricated_position,
+            notimpl(
+                "test_cancelling_any_operation_at_any_point_leaves_the_store_whole",
+                reason="after cancelled appends, an append with ANY raises ConcurrencyError, or "
+                "the client's raw RuntimeError ('coroutine raised StopIteration') escapes",
+                raises=(EventStoreError, RuntimeError),
+            ),
+        ],
+    }
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,6 +126,39 @@ def postgres_url() -> Iterator[str]:
 
     with start_postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def eventstore_endpoint(eventstore_url: str) -> tuple[str, int] | None:
+    """Where the fault proxy may sit: not in front of Kafka, whose client connects to the
+    address the broker advertises, whatever the URL says (a proxy would see nothing)."""
+    from eventstore_conformance.faults import endpoint_from_url
+
+    if eventstore_url.startswith("kafka"):
+        return None
+    return endpoint_from_url(eventstore_url)
+
+
+@pytest.fixture(scope="session")
+def restartable_postgres() -> Iterator[Restartable]:
+    """A PostgreSQL server of its own, for the suite's restart test (started on first use)."""
+    from eventstore_conformance import Restartable
+
+    from eventstore_core.local.postgres import EmbeddedPostgres
+
+    with EmbeddedPostgres() as server:
+        yield Restartable(server.url, server.restart)
+
+
+@pytest.fixture
+def eventstore_restartable(request: pytest.FixtureRequest) -> Restartable | None:
+    """The suite's restart test gets a server it may restart: PostgreSQL only, for now."""
+    callspec = getattr(request.node, "callspec", None)
+    backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
+    if backend != "postgres":
+        return None
+    server: Restartable = request.getfixturevalue("restartable_postgres")
+    return server
 
 
 @pytest.fixture(scope="session")

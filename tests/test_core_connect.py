@@ -119,6 +119,33 @@ def test_redaction_masks_passwords_and_secret_parameters(url: str, hidden: str, 
     assert kept in redacted
 
 
+@pytest.mark.parametrize("raw", ["SeC#rEt", "SeC?rEt", "SeC/rEt", "p@ss#w/rd?x", "12#rEt"])
+def test_a_password_with_raw_reserved_characters_never_shows(raw: str) -> None:
+    """An unencoded '#', '?' or '/' ends a URL's authority for a standard parser; the password
+    is still masked whole, in the error that refuses the URL or in the store's repr."""
+    url = f"postgresql://app:{raw}@db.example:5432/app"
+    pieces = [raw, *raw.replace("#", " ").replace("?", " ").replace("/", " ").split()]
+    shown: list[str] = [redact_url(url)]
+    try:
+        store = es.connect(url)
+    except es.ConfigurationError as error:
+        shown.append(str(error))
+        hinted = "percent-encode" in str(error)
+        assert hinted, error  # noqa: PT017 - the message is what this test is about
+    else:
+        shown += [repr(store), store.url]
+    for text in shown:
+        for piece in pieces:
+            if len(piece) > 2:  # "12" alone could be a port number
+                assert piece not in text, f"{piece!r} shows in {text!r}"
+
+
+def test_a_port_and_an_at_sign_further_on_are_masked_rather_than_risked() -> None:
+    assert redact_url("postgresql://host:5432/db?x=a@b") == "postgresql://host:***@b"
+    assert redact_url("postgresql://u:pw@h:5432/db?x=a") == "postgresql://u:***@h:5432/db?x=a"
+    assert redact_url("sqlite:///./x@y.db") == "sqlite:///./x@y.db"
+
+
 def test_store_repr_never_shows_the_password() -> None:
     store = es.connect("postgresql://app:s3cret@localhost/app")
     assert "s3cret" not in repr(store)

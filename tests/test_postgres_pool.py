@@ -168,19 +168,33 @@ async def test_a_connection_given_to_a_cancelled_waiter_goes_to_the_next(
     await pool.close()
 
 
-async def test_an_interrupted_connection_is_closed_and_replaced(connector: Connector) -> None:
+async def test_an_interrupted_connection_is_cancelled_on_the_server_then_replaced(
+    connector: Connector,
+) -> None:
     pool = _pool(connector, max_size=1)
     conn = await pool.acquire()
+    pid = conn.get_server_pid()
     query = asyncio.create_task(conn.fetchval("SELECT pg_sleep(10)"))
     await asyncio.sleep(0.1)
     query.cancel()
     with pytest.raises(asyncio.CancelledError):
         await query
     pool.release(conn, reusable=False)
+    # The slot stays taken until the cancel request was acknowledged and the connection
+    # closed: well before the 10 s sleep would have ended.
+    fresh = await asyncio.wait_for(pool.acquire(), 5)
     assert conn.is_closed()
-    fresh = await pool.acquire()
     assert fresh is not conn
-    assert await fresh.fetchval("SELECT 1") == 1
+    for _ in range(500):
+        running = await fresh.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND query LIKE '%pg_sleep%'"
+            " AND state = 'active'",
+            pid,
+        )
+        if running == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert running == 0, "the interrupted statement kept running on the server"
     pool.release(fresh)
     await pool.close()
 
@@ -302,6 +316,11 @@ async def test_appends_cancelled_under_load_lose_nothing_and_leak_no_connection(
         assert all(o is None or isinstance(o, asyncio.CancelledError) for o in outcomes)
         assert cancelled  # the test did interrupt something
         assert pool.size <= 4
+        # Interrupted connections close once their cancel request was acknowledged.
+        for _ in range(500):
+            if not pool.retiring:
+                break
+            await asyncio.sleep(0.01)
         assert pool.idle == pool.size  # every connection came back (or was closed)
 
         for i in cancelled:  # a cancelled append may or may not have committed: retry it

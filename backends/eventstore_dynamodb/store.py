@@ -111,6 +111,8 @@ class DynamoDBEventStore(EventStore):
         max_append_events=MAX_APPEND_EVENTS,
         max_snapshot_bytes=MAX_SNAPSHOT_BYTES,
     )
+    #: A position is one sequence number: a token of another shape is refused at the call.
+    position_parts = 1
 
     def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
         super().__init__(url, options)

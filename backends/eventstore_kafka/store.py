@@ -147,6 +147,9 @@ class KafkaEventStore(EventStore):
 
     Options = KafkaOptions
     options: KafkaOptions
+    #: One partition: positions are (offset, index), a token of another shape is refused at
+    #: the call (several partitions: PartitionedPosition, checked by type).
+    position_parts = 2
 
     def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
         super().__init__(url, options)

@@ -169,6 +169,8 @@ class KurrentDBEventStore(EventStore):
         max_append_bytes=MAX_APPEND_BYTES,
         max_snapshot_bytes=MAX_SNAPSHOT_BYTES,
     )
+    #: Positions are (commit, prepare): a token of another shape is refused at the call.
+    position_parts = 2
 
     def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
         super().__init__(url, options)

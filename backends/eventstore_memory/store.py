@@ -88,6 +88,8 @@ class MemoryEventStore(EventStore):
 
     Options: ClassVar[type[StoreOptions]] = MemoryOptions
     capabilities = _TOTAL
+    #: A total-order memory store's position is one sequence number (partitioned: checked by type).
+    position_parts = 1
 
     def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
         super().__init__(url, options)

@@ -15,6 +15,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # includes ConnectionError and socket errors
     asyncpg.PostgresConnectionError,  # class 08 (ConnectionDoesNotExistError, ...)
     asyncpg.InterfaceError,  # "connection is closed", "another operation is in progress"
+    # "cannot switch to state 12; another operation is in progress": asyncpg's protocol state
+    # after the server went away mid-call (a restart, pg_terminate_backend). Not a bad
+    # request: the connection is broken, and a fresh one works.
+    asyncpg.InternalClientError,
     asyncpg.CannotConnectNowError,  # 57P03: the server is starting or shutting down
     asyncpg.AdminShutdownError,  # 57P01: terminated by the administrator (pg_ctl stop)
     asyncpg.CrashShutdownError,  # 57P02
@@ -57,7 +61,9 @@ def _detail(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-def unavailable(error: BaseException, what: str, *, sent: bool) -> BackendUnavailableError:
+def unavailable(
+    error: BaseException, what: str, *, sent: bool, lost: bool = False
+) -> BackendUnavailableError:
     """A :class:`BackendUnavailableError` for a failure during ``what``.
 
     ``sent`` says whether a write had already reached the server: then its outcome is unknown
@@ -66,8 +72,10 @@ def unavailable(error: BaseException, what: str, *, sent: bool) -> BackendUnavai
 
     The message says what happened, as far as the driver tells: a connection that could not be
     made (refused, unknown host, the server starting or full) is not one that was lost.
+    ``lost`` says that an earlier attempt of the same call sent the write and lost the
+    answer: whatever this attempt did, the write may have been applied.
     """
-    maybe_applied = sent and not isinstance(error, asyncpg.QueryCanceledError)
+    maybe_applied = lost or (sent and not isinstance(error, asyncpg.QueryCanceledError))
     hint = ""
     if isinstance(error, ConnectionRefusedError):
         kind = "refused the connection"

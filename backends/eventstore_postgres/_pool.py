@@ -15,7 +15,9 @@ What it does differently: a connection is never reset on release (the adapter's 
 keep no session state; asyncpg's default reset would cost a round trip per append), and a
 connection that was interrupted (cancelled, timed out, lost) is closed rather than recycled:
 its statement may still be running on the server (asyncpg would make the next caller wait
-for the cancel request to take effect), and closing it leaves no doubt about its state.
+for the cancel request to take effect), and closing it leaves no doubt about its state. It is
+closed only once its cancel request was acknowledged, in the background, its slot held until
+then (see :meth:`ConnectionPool.release`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class ConnectionPool:
         min_size: int,
         max_size: int,
         acquire_timeout: float,
+        retire_timeout: float = 5.0,
     ) -> None:
         self._connect = connect
         self._min_size = min(min_size, max_size)
@@ -58,8 +61,10 @@ class ConnectionPool:
         # Futures of calls waiting for a connection. A waiter is given a connection, or None
         # when a slot was freed (a connection was closed) and it may open one itself.
         self._waiters: deque[asyncio.Future[Any]] = deque()
-        self._size = 0  # open connections plus connections being opened
+        self._size = 0  # open connections plus connections being opened (or retiring)
         self._closed = False
+        self._retire_timeout = retire_timeout
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @property
     def size(self) -> int:
@@ -126,20 +131,47 @@ class ConnectionPool:
         return conn
 
     def release(self, conn: Any, *, reusable: bool = True) -> None:
-        """Give ``conn`` back; with ``reusable=False`` (or when it is unusable) it is closed."""
+        """Give ``conn`` back; with ``reusable=False`` (or when it is unusable) it is closed.
+
+        A connection still open but interrupted (a cancelled or timed-out call) may have its
+        statement running on the server. asyncpg has already started a cancel request for
+        it; closing the socket at once would cancel that request too, and the server backend
+        would go on (waiting on a lock, then committing) with nobody listening — enough of
+        them exhaust ``max_connections``. So it is retired in the background: the cancel
+        request is sent and acknowledged, then the connection closes, and only then is its
+        slot free again, so the pool never has more than ``max_size`` server backends.
+        """
         if (
-            not reusable
-            or self._closed
-            or conn.is_closed()
-            or conn.is_in_transaction()  # never hand over somebody's open transaction
+            reusable
+            and not self._closed
+            and not conn.is_closed()
+            and not conn.is_in_transaction()  # never hand over somebody's open transaction
         ):
-            conn.terminate()
-            if self._closed:
-                self._size -= 1
-            else:
-                self._hand_over(None)  # the slot goes to a waiter, if any
+            self._hand_over(conn)
             return
-        self._hand_over(conn)
+        if reusable or self._closed or conn.is_closed():
+            # Idle on the server (an open transaction ends with the socket), or already gone,
+            # or the pool is closing: nothing to wait for.
+            conn.terminate()
+            self._free_slot()
+            return
+        task = asyncio.get_running_loop().create_task(self._retire(conn))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, conn: Any) -> None:
+        try:
+            await conn.close(timeout=self._retire_timeout)
+        except BaseException:
+            conn.terminate()  # the server is unreachable or too slow: drop the socket
+        finally:
+            self._free_slot()
+
+    def _free_slot(self) -> None:
+        if self._closed:
+            self._size -= 1
+        else:
+            self._hand_over(None)  # the slot goes to a waiter, if any
 
     def discard_idle(self) -> None:
         """Close every idle connection: after one was found dead, the others likely are too."""
@@ -148,8 +180,16 @@ class ConnectionPool:
             conn.terminate()
         self._size -= len(idle)
 
+    @property
+    def retiring(self) -> int:
+        """Interrupted connections being closed (their cancel request in flight)."""
+        return len(self._retiring)
+
     async def close(self) -> None:
-        """Close idle connections; busy ones are closed when released."""
+        """Close idle connections, and wait for interrupted ones to finish closing.
+
+        Busy ones are closed when released.
+        """
         self._closed = True
         for waiter in self._waiters:
             if not waiter.done():
@@ -161,11 +201,17 @@ class ConnectionPool:
         for conn, result in zip(idle, results, strict=True):
             if isinstance(result, BaseException):
                 conn.terminate()
+        if self._retiring:
+            # Each is bounded by the retire timeout; waiting means close() returns with no
+            # server backend of ours left running.
+            await asyncio.gather(*self._retiring, return_exceptions=True)
 
     def terminate(self) -> None:
         """Close every idle connection at once, without waiting for the server."""
         self._closed = True
         self.discard_idle()
+        for task in list(self._retiring):
+            task.cancel()
 
     def _hand_over(self, conn: Any) -> None:
         # ``conn`` is a connection, or None for a free slot (self._size already counts it).

@@ -41,6 +41,7 @@ with no id found it is a :class:`ConcurrencyError` carrying the stream's actual 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import operator
 import re
@@ -79,6 +80,9 @@ from eventstore_postgres._errors import (
     unexpected,
 )
 from eventstore_postgres._events import PG_EPOCH, StoredEvent
+from eventstore_postgres._faults import connect_whole
+from eventstore_postgres._gate import GateMonitor
+from eventstore_postgres._json import jsonb_text
 from eventstore_postgres._notify import Listener, Waker
 from eventstore_postgres._pool import ConnectionPool
 from eventstore_postgres._sql import Statements
@@ -122,6 +126,9 @@ class PostgresOptions(LibpqOptions):
     """Send a wake-up (``pg_notify``) after commits, for subscribers in other processes."""
     notify_debounce: float = Field(default=0.01, ge=0, le=10)
     """Least seconds between two wake-ups sent by this store (commits in between coalesce)."""
+    xid_gate_warning: float | None = Field(default=5.0, gt=0)
+    """Log a warning naming the backend when a transaction open this many seconds holds
+    subscribers behind the xid gate (checked while subscriptions are open); None: never."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -170,13 +177,18 @@ def _encode_timestamptz(value: datetime) -> bytes:
 
 
 def _encode_jsonb(value: bytes) -> bytes:
-    return b"\x01" + value
+    # jsonb_text: floats of 1e16 and more must not come back as ints (see _json).
+    return b"\x01" + jsonb_text(value)
 
 
 #: Drops the version byte. An itemgetter, not a function: asyncpg calls the decoder for every
 #: jsonb value it reads, and a C callable costs no Python frame (measured: read_all went from
 #: 6.3 to 4.8 µs per event for the fetch alone, two jsonb columns per row).
 _decode_jsonb = operator.itemgetter(slice(1, None))
+
+
+def _terminate(conn: Any) -> None:
+    conn.terminate()
 
 
 def _version_of(row: Any) -> int:
@@ -208,6 +220,8 @@ class PostgresEventStore(EventStore):
         shared_across_processes=True,
         durable=True,
     )
+    #: Positions are ``(tx_id, seq)``: a token of another shape is refused at the call.
+    position_parts = 2
 
     def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
         super().__init__(url, options)
@@ -235,6 +249,9 @@ class PostgresEventStore(EventStore):
         }
 
     async def _new_connection(self) -> Any:
+        return await connect_whole(self._connect_and_init, _terminate)
+
+    async def _connect_and_init(self) -> Any:
         conn = await asyncpg.connect(**self._connect_kwargs())
         try:
             await _init_connection(conn)
@@ -288,15 +305,25 @@ class PostgresEventStore(EventStore):
         # frees the LISTEN connection (the contract: leaving `async with` frees everything).
         listener = Listener(self._listen_connection, self._channel, self._wake_local)
         self._listener = listener
+        tasks = [listener.run()]
+        threshold = self._options.xid_gate_warning
+        if threshold is not None:
+            gate = GateMonitor(
+                self._fetch_rows, f"{self._quoted_schema}.events", self._schema, threshold
+            )
+            tasks.append(gate.run())
         try:
-            await listener.run()
+            await asyncio.gather(*tasks)
         finally:
             self._listener = None
+
+    async def _fetch_rows(self, statement: str) -> list[Any]:
+        return await self._fetch("xid gate check", statement)
 
     async def _listen_connection(self) -> Any:
         kwargs = self._connect_kwargs()
         kwargs["statement_cache_size"] = 0
-        return await asyncpg.connect(**kwargs)
+        return await connect_whole(lambda: asyncpg.connect(**kwargs), _terminate)
 
     def _wake_local(self) -> None:
         self._notifier.notify()
@@ -312,11 +339,14 @@ class PostgresEventStore(EventStore):
 
     # -- running statements ----------------------------------------------------------------
 
-    def _map(self, error: BaseException, what: str, *, sent: bool) -> EventStoreError:
+    def _map(
+        self, error: BaseException, what: str, *, sent: bool, lost: bool = False
+    ) -> EventStoreError:
+        # ``lost``: an earlier attempt of this call sent a write and lost the answer.
         if isinstance(error, EventStoreError):
             return error
-        if is_unavailable(error):
-            return unavailable(error, what, sent=sent)
+        if is_unavailable(error) or lost:
+            return unavailable(error, what, sent=sent, lost=lost)
         return unexpected(error, what)
 
     async def _with_connection(
@@ -338,11 +368,15 @@ class PostgresEventStore(EventStore):
         if pool is None:
             raise EventStoreError(f"{self!r} is not open")
         attempts = 2 if retry else 1
+        # Once a write was sent and its answer lost, its outcome stays unknown whatever
+        # happens next: a retry that cannot even reconnect must still say maybe_applied (a
+        # caller who trusted False and retried with new ids would write the events twice).
+        lost = False
         for attempt in range(attempts):
             try:
                 conn = await pool.acquire()
             except Exception as error:
-                raise self._map(error, what, sent=False) from error
+                raise self._map(error, what, sent=False, lost=lost) from error
             # A connection interrupted mid-call (cancelled, timed out, lost) may still be running
             # the statement on the server: it is closed, not reused. A server-reported error (a
             # unique violation, say) leaves it idle and usable.
@@ -354,14 +388,15 @@ class PostgresEventStore(EventStore):
             except CONNECTION_ERRORS as error:
                 # The others likely died with it (server restart): retry on a fresh connection.
                 pool.discard_idle()
+                lost = lost or write
                 if attempt + 1 < attempts:
                     continue
-                raise self._map(error, what, sent=write) from error
+                raise self._map(error, what, sent=write, lost=lost) from error
             except asyncpg.PostgresError as error:
                 reusable = not is_unavailable(error)
-                raise self._map(error, what, sent=write) from error
+                raise self._map(error, what, sent=write, lost=lost) from error
             except Exception as error:
-                raise self._map(error, what, sent=write) from error
+                raise self._map(error, what, sent=write, lost=lost) from error
             finally:
                 pool.release(conn, reusable=reusable)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -79,6 +79,8 @@ class SQLiteEventStore(EventStore):
         max_event_bytes=16 * 1024 * 1024,
         max_append_events=10_000,
     )
+    #: A position is one sequence number: a token of another shape is refused at the call.
+    position_parts = 1
 
     def __init__(self, url: ParsedUrl, options: StoreOptions) -> None:
         super().__init__(url, options)

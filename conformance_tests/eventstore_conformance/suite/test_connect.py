@@ -160,8 +160,10 @@ def test_capabilities_are_a_frozen_dataclass_readable_before_open(eventstore_url
     assert caps.max_append_events >= 1
 
 
-def _operations(store: es.EventStore) -> dict[str, Callable[[], Awaitable[object]]]:
-    position = es.Position((1,))
+def _operations(
+    store: es.EventStore, position: es.Position
+) -> dict[str, Callable[[], Awaitable[object]]]:
+    # ``position`` is one the store under test made: a valid argument, whatever its shape.
 
     async def drain(events: Callable[[], AsyncIterator[es.RecordedEvent]]) -> object:
         return await collect(events())
@@ -187,7 +189,7 @@ def _operations(store: es.EventStore) -> dict[str, Callable[[], Awaitable[object
 async def test_operations_before_open_raise_a_clear_error(ctx: StoreContext) -> None:
     """Every operation on a store that was never opened raises an ``EventStoreError``."""
     unopened = es.connect(ctx.url)
-    for name, operation in _operations(unopened).items():
+    for name, operation in _operations(unopened, await ctx.marker()).items():
         with pytest.raises(es.EventStoreError, match="open") as info:
             await operation()
         assert not isinstance(info.value, es.InvalidEventError), name
@@ -199,7 +201,7 @@ async def test_operations_after_close_raise_a_clear_error(ctx: StoreContext) -> 
     other = await ctx.connect()
     await other.close()
     assert not other.is_open
-    for name, operation in _operations(other).items():
+    for name, operation in _operations(other, await ctx.marker()).items():
         with pytest.raises(es.EventStoreError) as info:
             await operation()
         assert not isinstance(info.value, es.InvalidEventError), name
