@@ -193,6 +193,7 @@ class KafkaEventStore(EventStore):
         self._fetcher: Fetcher | None = None
         self._tailer: Tailer | None = None
         self._tailing = asyncio.Event()
+        self._starting = asyncio.Lock()
         self._arbiter = Arbiter(self._partitions)
         self._meta = MetaState()
         self._meta_next = 0
@@ -291,8 +292,11 @@ class KafkaEventStore(EventStore):
 
     async def _start_tailing(self) -> None:
         """Replay both topics up to now, then let the background task tail them."""
-        if self._tailer is not None:
-            return
+        async with self._starting:  # setup() and the first calls may race to start it
+            if self._tailer is None:
+                await self._start_tailing_now()
+
+    async def _start_tailing_now(self) -> None:
         events = await self._topic_partitions(self._topic)
         meta = await self._topic_partitions(self._meta_topic)
         if events is None or meta is None:
@@ -453,7 +457,10 @@ class KafkaEventStore(EventStore):
             await admin.close()
         await self._start_tailing()
 
-    def _ready(self) -> Tailer:
+    async def _ready(self) -> Tailer:
+        """The tailer; started now if the topics appeared since open (another store's setup)."""
+        if self._tailer is None:
+            await self._start_tailing()
         if self._tailer is None:
             raise BackendUnavailableError(
                 f"topic {self._topic!r} or {self._meta_topic!r} does not exist: "
@@ -462,7 +469,7 @@ class KafkaEventStore(EventStore):
         return self._tailer
 
     async def _sync(self, indexes: Sequence[int] | None = None) -> None:
-        tailer = self._ready()
+        tailer = await self._ready()
         try:
             await tailer.sync(self.options.request_timeout, indexes)
         except TimeoutError:
@@ -623,7 +630,7 @@ class KafkaEventStore(EventStore):
     async def _append(
         self, stream_id: str, events: Sequence[PreparedEvent], expected_version: ExpectedVersion
     ) -> Written | Refused:
-        tailer = self._ready()
+        tailer = await self._ready()
         assert self._producer is not None
         partition = self._partition_of(stream_id)
         arbiter = self._arbiter
@@ -801,7 +808,7 @@ class KafkaEventStore(EventStore):
             if len(page) < page_size:
                 break
         yield CAUGHT_UP
-        tailer = self._ready()
+        tailer = await self._ready()
         while True:
             progressed = tailer.progress_event()  # before reading: no wake-up is lost
             page = await self._page(self._starts(position), filter, page_size)
@@ -879,7 +886,7 @@ class KafkaEventStore(EventStore):
     # -- checkpoints and snapshots -----------------------------------------------------------
 
     async def _write_meta(self, value: bytes, key: bytes) -> None:
-        tailer = self._ready()
+        tailer = await self._ready()
         assert self._producer is not None
         try:
             metadata = await self._producer.send_and_wait(
