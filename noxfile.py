@@ -15,7 +15,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "types", "memory", "sqlite", "postgres", "dynamodb"]
+nox.options.sessions = ["lint", "types", "memory", "sqlite", "postgres", "dynamodb", "kafka"]
 
 
 def _sync(session: nox.Session) -> None:
@@ -59,6 +59,16 @@ def postgres(session: nox.Session) -> None:
 def dynamodb(session: nox.Session) -> None:
     """The conformance suite and the DynamoDB tests (DynamoDB Local via npm + Java)."""
     _backend_tests(session, "dynamodb")
+
+
+@nox.session(python=False)
+def kafka(session: nox.Session) -> None:
+    """The conformance suite on 1 and 3 partitions and the Kafka tests (tansu, no Docker)."""
+    _sync(session)
+    session.run(
+        "uv", "run", "pytest", "--backends", "kafka,kafka3", "-k", "kafka", *session.posargs,
+        external=True,
+    )  # fmt: skip
 
 
 @nox.session(python=False)

@@ -331,8 +331,12 @@ def main() -> None:
             n, t = asyncio.run(es_read_all(target))
             rn, rt = asyncio.run(raw_read_all(target))
             rows.append(_row(f"read_all catch-up ({n:,} events)", n / t, rn / rt, "ev/s"))
-            secs, per_event, events = asyncio.run(open_cost(target))
-            opened.append(f"| {events:,} | {secs:.1f} s | {per_event:.0f} B |")
+            replay, replay_bytes, events = asyncio.run(open_cost(target, use_index=False))
+            indexed, index_bytes, _ = asyncio.run(open_cost(target))
+            opened.append(
+                f"| {events:,} | {replay:.1f} s, {replay_bytes:.0f} B/event "
+                f"| {indexed:.2f} s, {index_bytes:.0f} B/event |"
+            )
         latency = asyncio.run(subscription_latency(url("sub"), single / 2, seconds))
     print()
     print("\n".join(rows))

@@ -284,6 +284,15 @@ async def test_an_append_over_the_record_size_limit_is_refused_before_sending(
 ) -> None:
     stream = f"Big-{uuid.uuid4().hex}"
     events = [es.NewEvent("Big", {"p": "x" * 300_000}) for _ in range(4)]
+    with pytest.raises(es.InvalidEventError, match="max_append_bytes"):
+        await store.append(stream, events)
+    # Within max_append_bytes by the core's count, but 1,000 events with the longest types
+    # make a record over the broker's limit: the store refuses it before sending.
+    name = "T" * 255
+    events = [es.NewEvent(name, {"p": "x" * 500}) for _ in range(1000)]
+    assert sum(len(e.type) + len(b'{"p":""}') + 500 + 2 for e in events) <= (
+        store.capabilities.max_append_bytes or 0
+    )
     with pytest.raises(es.InvalidEventError, match="max_record_bytes"):
         await store.append(stream, events)
     assert store._tailer is not None

@@ -402,10 +402,32 @@ class Tailer:
             if self._next_round is future:
                 self._next_round = None
 
-    async def reach(self, targets: Mapping[int, int], timeout: float) -> None:  # noqa: ASYNC109
-        """Wait until partition ``i`` was applied up to ``targets[i]`` (exclusive), by rounds."""
+    async def reach(
+        self,
+        targets: Mapping[int, int],
+        timeout: float,  # noqa: ASYNC109
+        patience: float = 0.0,
+    ) -> None:
+        """Wait until partition ``i`` was applied up to ``targets[i]`` (exclusive).
+
+        With ``patience``, first give the long poll that long to bring the records (they are
+        usually on their way: other writers' records just before one's own), and only then
+        fetch in rounds: every fetch costs the broker a listing of the partition.
+        """
+
+        def missing() -> bool:
+            return any(self.next[i] < offset for i, offset in targets.items())
+
         async with asyncio.timeout(timeout):
-            while any(self.next[i] < offset for i, offset in targets.items()):
+            if patience and missing():
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + patience
+                while missing() and loop.time() < deadline:
+                    event = self._changed
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                            await event.wait()
+            while missing():
                 await self.round()
 
     async def sync(

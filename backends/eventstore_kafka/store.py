@@ -94,6 +94,13 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 # Room for the record's own framing and headers beyond the events' payloads.
 _RECORD_OVERHEAD = 4096
+# An event's share of that: its id (16), lengths (12), es.event_id and es.type headers (~60).
+_PER_EVENT = 128
+
+
+def _append_bytes(max_record_bytes: int) -> int:
+    """The event bytes (data, metadata, type) one record of ``max_record_bytes`` can carry."""
+    return max_record_bytes - _RECORD_OVERHEAD - MAX_APPEND_EVENTS * _PER_EVENT
 
 
 class KafkaOptions(StoreOptions):
@@ -113,7 +120,7 @@ class KafkaOptions(StoreOptions):
     fetch_wait_ms: int = Field(default=10, ge=1, le=10_000)
     """The tailer's long-poll wait. Kafka answers a long poll as soon as data arrives;
     tansu only after about a fifth of the wait, so it bounds live latency there."""
-    max_record_bytes: int = Field(default=1_000_000, ge=10_000, le=1 << 30)
+    max_record_bytes: int = Field(default=1_000_000, ge=200_000, le=1 << 30)
     """The broker's record size limit (``message.max.bytes``, about 1 MiB by default)."""
     cache_bytes: int = Field(default=16 << 20, ge=0, le=1 << 34)
     """Bytes of record values kept for reads."""
@@ -171,7 +178,12 @@ class KafkaEventStore(EventStore):
             unique_event_ids="store",
             global_order="total" if options.partitions == 1 else "partitioned",
             live_subscriptions="push",
-            max_event_bytes=options.max_record_bytes - _RECORD_OVERHEAD,
+            # One append is one record: what the events may take of max_record_bytes, after
+            # the record's framing and each event's id, lengths and headers (_PER_EVENT). A
+            # batch within it can still be refused before sending when its correlation and
+            # causation ids or long types push the record over (_append checks the record).
+            max_event_bytes=_append_bytes(options.max_record_bytes),
+            max_append_bytes=_append_bytes(options.max_record_bytes),
             max_append_events=MAX_APPEND_EVENTS,
             max_snapshot_bytes=options.max_record_bytes - _RECORD_OVERHEAD,
         )
@@ -662,7 +674,9 @@ class KafkaEventStore(EventStore):
             tailer.offer(partition, metadata.offset, value)
             try:
                 if not future.done():
-                    await tailer.reach({partition: metadata.offset + 1}, timeout)
+                    # Others' records precede this one: the long poll is bringing them.
+                    patience = 4 * self.options.fetch_wait_ms / 1000
+                    await tailer.reach({partition: metadata.offset + 1}, timeout, patience)
             except TimeoutError:
                 raise BackendUnavailableError(
                     f"the record was written at offset {metadata.offset} but could not be read "
