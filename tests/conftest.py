@@ -61,14 +61,6 @@ def declared_shortfalls() -> dict[str, list[Shortfall]]:
         raises=AssertionError,
     )
     return {
-        "sqlite": [
-            notimpl(
-                "test_cancelling_any_operation_at_any_point_leaves_the_store_whole",
-                reason="cancelled calls leave database connections (file handles) open "
-                "(issue 9, item 1)",
-                raises=(EventStoreError, pytest.fail.Exception),
-            ),
-        ],
         "kurrentdb": [fabricated_position],
         "kurrentdb-strict": [
             fabricated_position,
