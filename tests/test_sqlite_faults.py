@@ -243,13 +243,22 @@ async def test_values_sqlite_cannot_hold_are_refused_cleanly_or_match_nothing(
     try:
         await store.append("Big-1", [_event()])
         huge = 2**63
-        # Reads beyond any storable number answer cleanly.
-        assert [e async for e in store.read_stream("Big-1", from_version=huge)] == []
-        backwards = [e.version async for e in store.read_stream("Big-1", huge * 2, True)]
-        assert backwards == [1]
-        assert [e async for e in store.read_all(after=str(huge))] == []
-        with pytest.raises(es.ConcurrencyError):
+        # Numbers past what the core accepts (versions up to 2**62, position parts up to
+        # 2**63 - 1) are refused at the call, before SQLite sees them...
+        with pytest.raises(es.InvalidEventError):
+            store.read_stream("Big-1", from_version=huge)
+        with pytest.raises(es.InvalidEventError):
+            store.read_all(after=str(huge))
+        with pytest.raises(es.InvalidEventError):
             await store.append("Big-2", [_event()], huge)
+        # ...and the largest accepted ones answer cleanly.
+        top = 2**62
+        assert [e async for e in store.read_stream("Big-1", from_version=top)] == []
+        backwards = [e.version async for e in store.read_stream("Big-1", top, True)]
+        assert backwards == [1]
+        assert [e async for e in store.read_all(after=str(huge - 1))] == []
+        with pytest.raises(es.ConcurrencyError):
+            await store.append("Big-2", [_event()], top)
         # Writes of such numbers are bad input, and nothing is stored.
         with pytest.raises(es.InvalidEventError):
             await store.save_checkpoint("big", str(huge * 2))

@@ -96,12 +96,23 @@ _HEAD_CACHE_SIZE = 10_000
 _FAILED = "ConditionalCheckFailed"
 
 
+#: How long closing waits for the voids of cancelled appends (readers void the rest later).
+_DRAIN_SECONDS = 5.0
+
+
 class Writer:
     """Appends to one table, with a cache of the stream versions this process last saw."""
 
     def __init__(self, table: Table) -> None:
         self._table = table
         self._heads: OrderedDict[str, int] = OrderedDict()
+        #: Voids still being written for appends whose callers were cancelled.
+        self._voiding: set[asyncio.Future[None]] = set()
+
+    async def drain(self) -> None:
+        """Wait (at most 5 s) for the voids of cancelled appends, before the client closes."""
+        if self._voiding:
+            await asyncio.wait(list(self._voiding), timeout=_DRAIN_SECONDS)
 
     # -- the stream heads ------------------------------------------------------------------
 
@@ -305,8 +316,17 @@ class Writer:
         finally:
             if not committed:
                 # Readers wait at a reserved position until it is filled: fill ours with
-                # voids now rather than make them wait for hole_timeout.
-                await self.void(range(last - n + 1, last + 1))
+                # voids now rather than make them wait for hole_timeout. Also when the caller
+                # was cancelled: the voids then go on in a task of their own (awaited at
+                # close), since a void never replaces an event (a conditional put) and an
+                # unfilled reservation costs every reader hole_timeout.
+                voiding = asyncio.ensure_future(self.void(range(last - n + 1, last + 1)))
+                try:
+                    await asyncio.shield(voiding)
+                except asyncio.CancelledError:
+                    self._voiding.add(voiding)
+                    voiding.add_done_callback(self._voiding.discard)
+                    raise
         self._remember_head(stream_id, head + n)
         return Written(version=head + n, position=Position((last,)))
 

@@ -154,6 +154,7 @@ class DynamoDBEventStore(EventStore):
         redact_botocore_logs()
 
     async def _close(self) -> None:
+        await self._writer.drain()
         stack, self._stack = self._stack, None
         self._table.client = None
         if stack is not None:
