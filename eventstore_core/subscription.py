@@ -26,18 +26,17 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
+from eventstore_core.config import StoreOptions
 from eventstore_core.errors import BackendUnavailableError, EventStoreError
 from eventstore_core.models import EventFilter, Position, RecordedEvent
+from eventstore_core.notify import Notifier
 from eventstore_core.retry import Backoff
 
-if TYPE_CHECKING:
-    from eventstore_core.store import EventStore
-
-__all__ = ["CAUGHT_UP", "CaughtUp", "Subscription"]
+__all__ = ["CAUGHT_UP", "CaughtUp", "Source", "Subscription"]
 
 log = logging.getLogger("eventstore_core.subscription")
 
@@ -59,6 +58,38 @@ class CaughtUp:
 #: Yielded once by a backend's ``_push`` feed when it has sent every event committed so far.
 CAUGHT_UP: Final = CaughtUp()
 
+
+class Source(Protocol):
+    """What a subscription needs of its store: the store's side of delivery, and no more.
+
+    :class:`~eventstore_core.store.EventStore` provides it; this module does not import the
+    store, so delivery can be read (and tested) on its own.
+    """
+
+    options: StoreOptions
+    _notifier: Notifier
+    _pushes: bool
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def _check_open(self) -> None: ...
+
+    async def load_checkpoint(self, name: str) -> Position | None: ...
+
+    async def _read_all_page(
+        self, after: Position | None, filter: EventFilter | None, limit: int
+    ) -> Sequence[RecordedEvent]: ...
+
+    def _push(
+        self, after: Position | None, filter: EventFilter | None
+    ) -> AsyncIterator[RecordedEvent | CaughtUp]: ...
+
+    def _subscription_started(self, subscription: Subscription) -> None: ...
+
+    def _subscription_stopped(self, subscription: Subscription) -> None: ...
+
+
 #: What a feed yields: events to deliver, and whether the feed is now caught up.
 _Batch = tuple[list[RecordedEvent], bool]
 
@@ -68,7 +99,7 @@ class Subscription:
 
     def __init__(
         self,
-        store: EventStore,
+        store: Source,
         *,
         after: Position | None,
         filter: EventFilter | None,
