@@ -309,10 +309,12 @@ class KurrentDBEventStore(EventStore):
         try:
             with translated(writing=True, what=f"appending to {stream_id!r}"):
                 commit = await self.client.multi_append_to_stream(requests, timeout=self._timeout)
-        except WrongCurrentVersionError as error:
-            if error.stream_name is not None and error.stream_name.startswith(MARKER_PREFIX):
-                return await self._refused_by_ids(stream_id, events)
-            return Refused(actual=version_of(error.actual_version))
+        except WrongCurrentVersionError:
+            # Whichever stream refused (a marker: an id is stored; the user's stream: its
+            # version), read what is stored: the refusal does not always name its stream
+            # (after the client re-sent the append), and guessing from the error turned a
+            # stored batch into a lost race that ended as ConcurrencyError.
+            return await self._refused_by_ids(stream_id, events)
         return await self._written(stream_id, commit, expected, count)
 
     async def _written(
