@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from pathlib import Path
+from typing import Any
 
 
 class ServiceUnavailableError(RuntimeError):
@@ -45,4 +47,16 @@ def free_port() -> int:
         return port
 
 
-__all__ = ["ServiceUnavailableError", "cache_dir", "free_port"]
+def stop_process(process: subprocess.Popen[Any] | None) -> None:
+    """Stop a server process: terminate, then kill if it has not ended within 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # a stuck server
+        process.kill()
+        process.wait(timeout=10)
+
+
+__all__ = ["ServiceUnavailableError", "cache_dir", "free_port", "stop_process"]

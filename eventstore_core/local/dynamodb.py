@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from eventstore_core.local import ServiceUnavailableError, cache_dir, free_port
+from eventstore_core.local import ServiceUnavailableError, cache_dir, free_port, stop_process
 
 ENV_VAR = "EVENTSTORE_TEST_DYNAMODB_URL"
 
@@ -238,13 +238,7 @@ class DynamoDBLocal:
     def stop(self) -> None:
         """Stop the server (its in-memory data is gone) and remove its log."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process)
         if self._log is not None:
             self._log.unlink(missing_ok=True)
             self._log = None

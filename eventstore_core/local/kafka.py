@@ -39,7 +39,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from eventstore_core.local import ServiceUnavailableError, free_port
+from eventstore_core.local import ServiceUnavailableError, free_port, stop_process
 
 __all__ = [
     "ServiceUnavailableError",
@@ -211,13 +211,7 @@ class Tansu:
 
     def _stop_broker(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process)
         if self._log is not None:
             self._log.unlink(missing_ok=True)
             self._log = None

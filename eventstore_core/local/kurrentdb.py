@@ -20,6 +20,8 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 
+from eventstore_core.local import stop_process
+
 __all__ = ["ENV_VAR", "kurrentdb_double", "url_from_environment"]
 
 ENV_VAR = "EVENTSTORE_TEST_KURRENTDB_URL"
@@ -46,12 +48,7 @@ def kurrentdb_double(extra_args: Sequence[str] = ()) -> Iterator[str]:
         port = _wait_for_port(process)
         yield f"kurrentdb://127.0.0.1:{port}?tls=false"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover (a stuck double)
-            process.kill()
-            process.wait()
+        stop_process(process)
         if process.stdout is not None:
             process.stdout.close()
 
