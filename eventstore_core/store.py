@@ -1,9 +1,9 @@
 """The :class:`EventStore` base class: the public API, implemented once over backend hooks.
 
-Everything the contract says that is not storage lives here, once: input validation, the
-meaning of ``expected_version``, the idempotent-retry comparison, paging, subscriptions and
-lifecycle. A backend subclasses :class:`EventStore` and implements the ``_``-prefixed hooks,
-which receive validated input and only translate it to their storage.
+Everything the contract says that is not storage is applied here, once: input validation,
+the append decision (defined in :mod:`eventstore_core.decision`), paging, subscriptions,
+background tasks and lifecycle. A backend subclasses :class:`EventStore` and implements the
+``_``-prefixed hooks, which receive validated input and only translate it to their storage.
 """
 
 from __future__ import annotations
@@ -18,13 +18,7 @@ from types import TracebackType
 from typing import ClassVar
 
 from eventstore_core.config import ParsedUrl, StoreOptions
-from eventstore_core.decision import (
-    Refused,
-    Written,
-    check_expected_version,
-    decide,
-    idempotent_result,
-)
+from eventstore_core.decision import Refused, Written, decide
 from eventstore_core.errors import (
     ConcurrencyError,
     EventStoreError,
@@ -59,9 +53,7 @@ from eventstore_core.validation import (
     validate_version,
 )
 
-# check_expected_version and idempotent_result live in eventstore_core.decision; they are
-# importable from here too for adapters written against the first surface.
-__all__ = ["EventStore", "check_expected_version", "idempotent_result"]
+__all__ = ["EventStore"]
 
 log = logging.getLogger("eventstore_core")
 
