@@ -8,10 +8,12 @@ against a real server, which is how a difference would show.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from eventstore_kurrentdb.double import KurrentDBDouble
@@ -22,6 +24,9 @@ from kurrentdbclient.exceptions import (
     StreamIsDeletedError,
     WrongCurrentVersionError,
 )
+from kurrentdbclient.protos.v1 import shared_pb2
+from kurrentdbclient.protos.v1 import streams_pb2 as v1
+from kurrentdbclient.protos.v2.streams import streams_pb2 as v2
 
 from eventstore_core.local.kurrentdb import url_from_environment
 
@@ -172,6 +177,62 @@ async def test_the_multi_stream_append_is_atomic(client: AsyncKurrentDBClient) -
         )
     with pytest.raises(NotFoundError):
         await client.get_stream(fresh)
+
+
+async def _abandon_half_way(call_for: Any, first: list[Any]) -> None:
+    """Start a client-streaming call, send ``first``, then cancel it while the rest is due."""
+    asked_for_more = asyncio.Event()
+    never = asyncio.Event()
+
+    async def requests() -> AsyncIterator[Any]:
+        for request in first:
+            yield request
+        asked_for_more.set()  # gRPC asks for the next one once the previous ones are written
+        await never.wait()
+
+    call = call_for(requests())
+    await asked_for_more.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+
+async def test_a_request_stream_the_client_abandons_half_way_writes_nothing(
+    client: AsyncKurrentDBClient,
+) -> None:
+    """KurrentDB reads a streamed request with MoveNext, which throws on a reset stream: a
+    cancelled Append writes none of the events sent so far, a cancelled multi-stream append
+    none of its streams (the double once wrote them, as if the request had ended there)."""
+    connection = client.connection
+    abandoned: list[str] = []
+    for _ in range(5):  # each one is a race the old double lost only most of the time
+        batch, first = _name(), _name()
+        abandoned += [batch, first]
+        options = v1.AppendReq.Options(
+            stream_identifier=shared_pb2.StreamIdentifier(stream_name=batch.encode()),
+            no_stream=shared_pb2.Empty(),
+        )
+        message = v1.AppendReq.ProposedMessage(
+            id=shared_pb2.UUID(string=str(uuid.uuid4())),
+            metadata={"type": "E", "content-type": "application/json"},
+            data=b"{}",
+        )
+        await _abandon_half_way(
+            connection.streams._stub.Append,
+            [v1.AppendReq(options=options), v1.AppendReq(proposed_message=message)],
+        )
+        record = v2.AppendRecord(
+            record_id=str(uuid.uuid4()), schema=v2.SchemaInfo(name="E"), data=b"{}"
+        )
+        await _abandon_half_way(
+            connection.v2streams._stub.AppendSession,
+            [v2.AppendRequest(stream=first, records=[record], expected_revision=-1)],
+        )
+    # A later call on the same connection: the server has seen the resets by then.
+    await client.append_to_stream(_name(), events=[_event()], current_version=StreamState.NO_STREAM)
+    for stream in abandoned:
+        with pytest.raises(NotFoundError):
+            await client.get_stream(stream)
 
 
 def test_the_command_line_says_it_is_a_double_and_binds_loopback() -> None:

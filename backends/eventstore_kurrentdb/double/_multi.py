@@ -35,6 +35,7 @@ from eventstore_kurrentdb.double._log import (
     StreamWrite,
     WrongExpectedVersion,
 )
+from eventstore_kurrentdb.double._requests import client_finished
 
 
 async def _abort_rich(
@@ -119,6 +120,7 @@ class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
                 )
             expected = request.expected_revision if request.HasField("expected_revision") else ANY
             writes.append(StreamWrite(request.stream, expected, events))
+        await client_finished(context)
         if not writes:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,

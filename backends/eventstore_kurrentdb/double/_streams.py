@@ -55,6 +55,7 @@ from eventstore_kurrentdb.double._log import (
     StreamWrite,
     WrongExpectedVersion,
 )
+from eventstore_kurrentdb.double._requests import client_finished
 
 Options = streams_pb2.ReadReq.Options
 _EXCLUDED_FROM_ALL = "$epoch-information"
@@ -418,6 +419,7 @@ class StreamsServicer(streams_pb2_grpc.StreamsServicer):
                 )
             else:
                 events.append(proposed(request.proposed_message))
+        await client_finished(context)
         try:
             result = self._log.write([StreamWrite(name, expected, events)])
         except WrongExpectedVersion as error:
