@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from eventstore_core.errors import ConfigurationError, EventStoreError
+from eventstore_core.errors import ConfigurationError
 from eventstore_core.registry import load_backend
 
 if TYPE_CHECKING:
@@ -62,15 +62,7 @@ def declared_shortfalls() -> dict[str, list[Shortfall]]:
     )
     return {
         "kurrentdb": [fabricated_position],
-        "kurrentdb-strict": [
-            fabricated_position,
-            notimpl(
-                "test_cancelling_any_operation_at_any_point_leaves_the_store_whole",
-                reason="after cancelled appends, an append with ANY raises ConcurrencyError, or "
-                "the client's raw RuntimeError ('coroutine raised StopIteration') escapes",
-                raises=(EventStoreError, RuntimeError),
-            ),
-        ],
+        "kurrentdb-strict": [fabricated_position],
     }
 
 

@@ -15,6 +15,7 @@ import textwrap
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eventstore_kurrentdb.double import DoubleConfig, KurrentDBDouble
@@ -364,6 +365,46 @@ async def test_strict_mode_is_idempotent_after_the_cache_is_lost_and_unique_stor
         with pytest.raises(es.DuplicateEventIdError):
             await store.append(stream, [es.NewEvent("C", {}, id=batch[1].id)])
         assert await store.stream_version(stream) == 2
+
+
+@pytest.mark.parametrize("mode", ["server", "strict"])
+async def test_a_cancelled_append_is_cancelled_never_sent_again_nor_a_raw_error(
+    mode: str, double: KurrentDBDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller cancels an append whose request the server holds: the call ends cancelled,
+    at once, and nothing is written. (kurrentdbclient's multi_append_to_stream turned the
+    cancellation into CancelledByClientError, which its retrygrpc answered by sending the
+    append again 0.5 s later, or into RuntimeError('coroutine raised StopIteration').)"""
+    from eventstore_kurrentdb.double import _multi, _streams
+
+    received = asyncio.Event()
+    gate = asyncio.Event()
+    sent = 0
+
+    def holding(original: Callable[..., Any]) -> Callable[..., Any]:
+        async def held(context: Any) -> None:
+            nonlocal sent
+            sent += 1
+            received.set()
+            await gate.wait()
+            await original(context)
+
+        return held
+
+    monkeypatch.setattr(_multi, "client_finished", holding(_multi.client_finished))
+    monkeypatch.setattr(_streams, "client_finished", holding(_streams.client_finished))
+    async with es.connect(_with(double.url, f"idempotency={mode}")) as store:
+        stream = _stream()
+        task = asyncio.create_task(store.append(stream, [es.NewEvent("A", {})]))
+        await asyncio.wait_for(received.wait(), 10)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        gate.set()
+        assert task in done
+        assert task.cancelled()
+        monkeypatch.undo()
+        assert await store.stream_version(stream) == 0
+        assert sent == 1
 
 
 # -- subscriptions -------------------------------------------------------------------------

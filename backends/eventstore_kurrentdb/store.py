@@ -9,10 +9,14 @@ What the server gives, and what the adapter adds
 - **Order and positions.** ``$all`` is one totally ordered log; an event's position is its
   ``(commit, prepare)`` pair. Reading ``$all`` forwards from a position includes the event at
   it, so a page "after P" reads from P and drops P. Subscriptions start strictly after P.
-- **Versions.** Revisions are 0-based (see ``_codec``). BatchAppend answers only a commit
-  position, not the new revision: with an exact ``expected_version`` (or NO_STREAM) the
-  version follows from it, with ANY / STREAM_EXISTS the adapter reads the event at that
-  position back (one extra call).
+- **Versions.** Revisions are 0-based (see ``_codec``). Appends go through the Streams
+  ``Append`` call (``_rpc``), whose answer carries the stream's new revision and the position,
+  so an append with ANY / STREAM_EXISTS learns its version in the same call. (The client's
+  ``append_to_stream`` uses BatchAppend, which answers only a position; with a client too
+  old for ``_rpc`` the adapter falls back to it and reads the event at that position back.)
+- **Cancellation** stays cancellation: strict mode's multi-stream append is made through
+  ``_rpc`` too, because the client's own turns a cancelled call into a re-sent append or a
+  raw ``RuntimeError``.
 - **Live subscriptions** are the server's catch-up subscriptions (``_push``): events, then
   ``caught_up``, then live events as they commit, filtered on the server.
 - **Idempotency, default mode** (``idempotency=server``): what the server does, declared as
@@ -78,6 +82,7 @@ from eventstore_core.adapter import (
     Written,
     serialization,
 )
+from eventstore_kurrentdb import _rpc
 from eventstore_kurrentdb._codec import (
     CHECKPOINT_PREFIX,
     MARKER_PREFIX,
@@ -200,6 +205,8 @@ class KurrentDBEventStore(EventStore):
         self._client: AsyncKurrentDBClient | None = None
         self._timeout = options.timeout
         self._bounded: set[str] = set()
+        #: Whether the client's channel serves the adapter's own calls (``_rpc``).
+        self._rpc = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -210,6 +217,7 @@ class KurrentDBEventStore(EventStore):
             raise _invalid_url(self._parsed_url, error) from None
         with translated(writing=False, what=f"connecting to {self.url}"):
             await self._client.connect()
+        self._rpc = _rpc.supported(self._client)
 
     async def _close(self) -> None:
         client, self._client = self._client, None
@@ -234,18 +242,30 @@ class KurrentDBEventStore(EventStore):
     ) -> Written | Refused:
         if self._strict:
             return await self._append_strict(stream_id, events, expected)
+        client_events = [client_event(event) for event in events]
+        current_version = client_expected(expected)
         try:
             with translated(writing=True, what=f"appending to {stream_id!r}"):
-                commit = await self.client.append_to_stream(
-                    stream_id,
-                    events=[client_event(event) for event in events],
-                    current_version=client_expected(expected),
-                    timeout=self._timeout,
-                )
+                if self._rpc:
+                    # Streams.Append answers the new revision too: no read-back for ANY.
+                    revision, commit = await _rpc.append(
+                        self.client, stream_id, client_events, current_version, self._timeout
+                    )
+                    if commit is not None:
+                        return Written(version=revision + 1, position=Position.of(commit, commit))
+                else:
+                    commit = await self.client.append_to_stream(
+                        stream_id,
+                        events=client_events,
+                        current_version=current_version,
+                        timeout=self._timeout,
+                    )
         except WrongCurrentVersionError as error:
             return await self._refused_in_window(
                 stream_id, events, version_of(error.actual_version)
             )
+        if commit is None:  # pragma: no cover (an append of events always has a position)
+            raise translated_missing(-1)
         return await self._written(stream_id, commit, expected, len(events))
 
     async def _refused_in_window(
@@ -308,7 +328,14 @@ class KurrentDBEventStore(EventStore):
         )
         try:
             with translated(writing=True, what=f"appending to {stream_id!r}"):
-                commit = await self.client.multi_append_to_stream(requests, timeout=self._timeout)
+                if self._rpc:
+                    # Not the client's multi_append_to_stream: it turns a cancellation into a
+                    # re-sent append or a RuntimeError (see _rpc).
+                    commit = await _rpc.multi_append(self.client, requests, self._timeout)
+                else:
+                    commit = await self.client.multi_append_to_stream(
+                        requests, timeout=self._timeout
+                    )
         except WrongCurrentVersionError:
             # Whichever stream refused (a marker: an id is stored; the user's stream: its
             # version), read what is stored: the refusal does not always name its stream
