@@ -5,6 +5,12 @@
   the client re-sends an append once after any gRPC error (its ``retrygrpc`` decorator), and a
   deadline may expire after the server committed, so the caller cannot know.
 - An append over the server's size limit: :class:`InvalidEventError`.
+- A read or subscription from a position that is none of the log's records (a token of the
+  right shape that this store never made): :class:`InvalidEventError` naming ``after``.
+  KurrentDB 25.1+ refuses it with ``INVALID_ARGUMENT`` "Trying to read from an invalid
+  position." (``RpcExceptions.InvalidPositionException``, Streams.Read.cs), which the client
+  leaves a plain ``GrpcError``; older servers answered ``UNKNOWN`` "Unexpected
+  FilteredReadAllResult: InvalidPosition" (the client's ``InvalidCommitPositionError``).
 - Anything else from the client: :class:`EventStoreError`, with the client's message.
 """
 
@@ -39,8 +45,26 @@ _TOO_LARGE = (
 )
 
 
+def _is_invalid_position(error: BaseException) -> bool:
+    if isinstance(error, client_errors.InvalidCommitPositionError):
+        return True
+    # The client raises GrpcError from the gRPC error, which keeps the status code.
+    for cause in (error, error.__cause__, error.__context__):
+        if isinstance(cause, grpc.aio.AioRpcError):
+            return (
+                cause.code() == grpc.StatusCode.INVALID_ARGUMENT
+                and "invalid position" in (cause.details() or "").lower()
+            )
+    return False
+
+
 def translate(error: BaseException, *, writing: bool, what: str) -> EventStoreError:
     """The library's error for a client exception raised while doing ``what``."""
+    if _is_invalid_position(error):
+        return InvalidEventError(
+            f"{what}: the server holds no event at that position (a token this store did not make)",
+            field="after",
+        )
     if isinstance(error, _TOO_LARGE):
         return InvalidEventError(
             f"{what}: the server refused the append as too large ({error})", field="events"
