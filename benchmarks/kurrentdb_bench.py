@@ -11,8 +11,10 @@ Scenarios (each side gets the same number of operations, after a warm-up):
 
 * 16 concurrent single-event appends, new streams (``NO_STREAM``; the raw client's
   ``append_to_stream`` with ``StreamState.NO_STREAM``) and to existing streams with ANY (the
-  adapter then reads the new version back, which the raw client does not learn at all);
-* appends of 100-event batches;
+  adapter learns the new version from the Streams ``Append`` answer; the raw client's
+  ``append_to_stream`` does not learn it at all);
+* appends of 100-event batches, ``NO_STREAM`` and ANY (a batch that large goes through
+  BatchAppend, and with ANY the adapter reads its last event back for the version);
 * ``read_all`` of the whole log in pages (the adapter's ``page_size`` = the raw ``limit``);
 * subscription latency: append, then wait for the event on a live catch-up subscription;
 * the adapter's strict mode (marker streams in a multi-stream append) for the cost of
@@ -113,7 +115,7 @@ async def bench(
             16,
         )
         await pair(
-            "16 concurrent 1-event appends, ANY (adapter reads the version back)",
+            "16 concurrent 1-event appends, ANY",
             lambda r, i: store.append(f"A{tag}-{r}-{i % 16}", ours(1)),
             lambda r, i: raw_append(f"a{tag}-{r}-{i % 16}", 1, StreamState.ANY),
             appends,
@@ -123,6 +125,14 @@ async def bench(
             "100-event batches, NO_STREAM",
             lambda r, i: store.append(f"B{tag}-{r}-{i}", ours(100), expected_version=es.NO_STREAM),
             lambda r, i: raw_append(f"b{tag}-{r}-{i}", 100, StreamState.NO_STREAM),
+            batches,
+            1,
+            per_op=100,
+        )
+        await pair(
+            "100-event batches, ANY (the adapter reads the version back)",
+            lambda r, i: store.append(f"C{tag}-{r}", ours(100)),
+            lambda r, i: raw_append(f"c{tag}-{r}", 100, StreamState.ANY),
             batches,
             1,
             per_op=100,

@@ -97,6 +97,14 @@ async def test_an_append_with_any_returns_the_streams_new_version(url: str) -> N
         result = await store.append(stream, [es.NewEvent("C", {}), es.NewEvent("D", {})])
         assert result.version == 3
         assert result.position > other.position
+        # A large batch takes the other path (BatchAppend, then its last event read back).
+        large = await store.append(stream, [es.NewEvent("E", {}) for _ in range(30)])
+        exists = await store.append(
+            stream, [es.NewEvent("F", {})], expected_version=es.STREAM_EXISTS
+        )
+        stored = [e async for e in store.read_stream(stream)]
+        assert (large.version, large.position) == (stored[-2].version, stored[-2].position)
+        assert (exists.version, exists.position) == (34, stored[-1].position)
 
 
 async def test_a_wrong_expected_version_reports_the_actual_1_based_version(url: str) -> None:

@@ -19,10 +19,17 @@ Behaviour, by the server file it comes from (src/KurrentDB.Core/Services/Transpo
   checkpoint every ``max * checkpointIntervalMultiplier`` events it considered. The double's
   checkpoints carry the position of the last record considered, which is always a valid
   place to resume from (the server may also use the position where its next page starts).
-- ``Grpc/Streams.Append.cs`` and ``Streams.BatchAppend.cs``: wrong expected versions are an
-  ``AppendResp.wrong_expected_version`` (Append) or a ``Status`` with ``WrongExpectedVersion``
-  details and code ``ALREADY_EXISTS`` (BatchAppend, ``Grpc/Status.cs``); deleted streams a
-  ``StreamDeleted`` status (code ``NOT_FOUND``); an append over ``MaxAppendSize``
+- ``Grpc/Streams.Append.cs``: the request is the options, then one message per event, and is
+  written only once the client has finished it (``_requests``). A success answers the
+  write's last revision (``no_stream`` if none) and its commit position, for a new write and
+  for one recognised as a retry alike (``ReturnCommitAt`` in RequestManagerBase.cs hands
+  both the same way); a wrong expected version is an ``AppendResp.wrong_expected_version``
+  with the current and the 20.6.0 fields; a deleted stream fails with ``FAILED_PRECONDITION``
+  "Event stream '...' is deleted." and an append over ``MaxAppendSize`` with
+  ``INVALID_ARGUMENT`` "Maximum Append Size of N Exceeded." (``RpcExceptions``).
+- ``Grpc/Streams.BatchAppend.cs``: wrong expected versions are a ``Status`` with
+  ``WrongExpectedVersion`` details and code ``ALREADY_EXISTS`` (``Grpc/Status.cs``); deleted
+  streams a ``StreamDeleted`` status (code ``NOT_FOUND``); an append over ``MaxAppendSize``
   ``MaximumAppendSizeExceeded`` (``INVALID_ARGUMENT``).
 - ``Grpc/Streams.Delete.cs``: wrong expected versions fail with ``FAILED_PRECONDITION`` and the
   message the client parses ("Delete failed due to WrongExpectedVersion. Stream: s, Expected
@@ -423,19 +430,26 @@ class StreamsServicer(streams_pb2_grpc.StreamsServicer):
         try:
             result = self._log.write([StreamWrite(name, expected, events)])
         except WrongExpectedVersion as error:
+            # Both the current fields and the 20.6.0 ones, as Streams.Append.cs fills them.
             wrong = streams_pb2.AppendResp.WrongExpectedVersion()
             if error.current < 0:
                 wrong.current_no_stream.CopyFrom(_shared_empty())
+                wrong.no_stream_20_6_0.CopyFrom(_shared_empty())
             else:
                 wrong.current_revision = error.current
+                wrong.current_revision_20_6_0 = error.current
             if expected >= 0:
                 wrong.expected_revision = expected
+                wrong.expected_revision_20_6_0 = expected
             elif expected == NO_STREAM:
                 wrong.expected_no_stream.CopyFrom(_shared_empty())
+                wrong.expected_revision_20_6_0 = 2**64 - 1  # ulong.MaxValue
             elif expected == STREAM_EXISTS:
                 wrong.expected_stream_exists.CopyFrom(_shared_empty())
+                wrong.stream_exists_20_6_0.CopyFrom(_shared_empty())
             else:
                 wrong.expected_any.CopyFrom(_shared_empty())
+                wrong.any_20_6_0.CopyFrom(_shared_empty())
             return streams_pb2.AppendResp(wrong_expected_version=wrong)
         except StreamDeleted:
             await context.abort(
