@@ -99,8 +99,11 @@ def strict_client_event(event: PreparedEvent) -> ClientNewEvent:
     )
 
 
-def recorded_event(event: ClientRecordedEvent) -> RecordedEvent:
-    """A client ``RecordedEvent`` of a user stream as the library's."""
+def recorded_event(
+    event: ClientRecordedEvent, position: tuple[int, int] | None = None
+) -> RecordedEvent:
+    """A client ``RecordedEvent`` of a user stream as the library's (``position`` when the
+    caller has already taken it from the event)."""
     raw = event.metadata
     metadata: Any = raw or _EMPTY_OBJECT
     correlation_id = causation_id = None
@@ -119,7 +122,7 @@ def recorded_event(event: ClientRecordedEvent) -> RecordedEvent:
     return RecordedEvent(
         stream_id=event.stream_name,
         version=event.stream_position + 1,
-        position=(event.commit_position or 0, event.prepare_position or 0),
+        position=position or (event.commit_position or 0, event.prepare_position or 0),
         id=event.id,
         type=event.type,
         data=event.data,

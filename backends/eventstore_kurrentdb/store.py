@@ -462,6 +462,9 @@ class KurrentDBEventStore(EventStore):
         types = client_side_filter(filter)
         page: list[RecordedEvent] = []
         last = after.parts if after is not None else None
+        # A stream-name filter already keeps system streams out on the server: only a type
+        # filter, or types checked here, needs a look at each event.
+        look = not by_stream_name or types is not None
         # Events the adapter drops itself (system streams under a type filter, types under a
         # category filter) would make a page short, which ends a read: read on until full.
         while len(page) < limit:
@@ -482,8 +485,8 @@ class KurrentDBEventStore(EventStore):
                     if last is not None and here <= last:
                         continue
                     last = here
-                    if wanted(event, types):
-                        page.append(recorded_event(event))
+                    if not look or wanted(event, types):
+                        page.append(recorded_event(event, here))
             if seen < asked:
                 break
         return page
