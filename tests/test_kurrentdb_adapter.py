@@ -375,6 +375,20 @@ async def test_strict_mode_is_idempotent_after_the_cache_is_lost_and_unique_stor
         assert await store.stream_version(stream) == 2
 
 
+async def test_strict_mode_on_a_server_without_append_records_uses_the_append_session() -> None:
+    # KurrentDB 25.1/25.x has AppendSession but not AppendRecords (26.1): same guarantees.
+    older = KurrentDBDouble(DoubleConfig(port=0, append_records=False))
+    async with older, es.connect(_with(older.url, "idempotency=strict")) as store:
+        stream = _stream()
+        batch = [es.NewEvent("A", {}), es.NewEvent("B", {})]
+        first = await store.append(stream, batch)
+        older.log.forget_cache()
+        assert await store.append(stream, batch) == first
+        with pytest.raises(es.DuplicateEventIdError):
+            await store.append(_stream(), batch)
+        assert await store.stream_version(stream) == 2
+
+
 @pytest.mark.parametrize("mode", ["server", "strict"])
 async def test_a_cancelled_append_is_cancelled_never_sent_again_nor_a_raw_error(
     mode: str, double: KurrentDBDouble, monkeypatch: pytest.MonkeyPatch

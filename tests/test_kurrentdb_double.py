@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 from eventstore_kurrentdb.double import KurrentDBDouble
-from kurrentdbclient import AsyncKurrentDBClient, NewEvent, StreamState
+from kurrentdbclient import AsyncKurrentDBClient, NewEvent, NewRecord, StreamState, StreamStateCheck
 from kurrentdbclient.events import CaughtUp, Checkpoint, NewEvents
 from kurrentdbclient.exceptions import (
+    ConsistencyChecksFailedError,
     NotFoundError,
     StreamIsDeletedError,
     WrongCurrentVersionError,
@@ -177,6 +178,40 @@ async def test_the_multi_stream_append_is_atomic(client: AsyncKurrentDBClient) -
         )
     with pytest.raises(NotFoundError):
         await client.get_stream(fresh)
+
+
+async def test_append_records_is_atomic_across_streams_and_names_the_failed_check(
+    client: AsyncKurrentDBClient,
+) -> None:
+    """AppendRecords (26.1+): one request, records naming their streams, checks for expected
+    states; one failed check and nothing is written."""
+    taken, fresh, other = _name(), _name(), _name()
+    await client.append_to_stream(taken, events=[_event()], current_version=StreamState.NO_STREAM)
+    records = [NewRecord(fresh, "E", b"{}"), NewRecord(other, "E", b"{}")]
+    with pytest.raises(ConsistencyChecksFailedError) as refused:
+        await client.append_records(
+            [*records, NewRecord(taken, "E", b"{}")],
+            [
+                StreamStateCheck(fresh, StreamState.NO_STREAM),
+                StreamStateCheck(taken, StreamState.NO_STREAM),
+            ],
+        )
+    (failure,) = refused.value.failures
+    assert failure.check_index == 1
+    assert failure.stream_state_failure is not None
+    assert failure.stream_state_failure.actual_state == 0
+    with pytest.raises(NotFoundError):
+        await client.get_stream(fresh)
+    result = await client.append_records(records, [StreamStateCheck(fresh, StreamState.NO_STREAM)])
+    assert {(s.stream_name, s.stream_position) for s in result.stream_positions} == {
+        (fresh, 0),
+        (other, 0),
+    }
+    assert result.commit_position == (await client.get_stream(other))[0].commit_position
+    # The same request again is a retry: the original answer, nothing written.
+    again = await client.append_records(records, [StreamStateCheck(fresh, StreamState.NO_STREAM)])
+    assert again.commit_position == result.commit_position
+    assert len(await client.get_stream(fresh)) == 1
 
 
 async def _abandon_half_way(call_for: Any, first: list[Any]) -> None:

@@ -15,7 +15,14 @@
   recorded there, which Python turns into ``RuntimeError('coroutine raised StopIteration')``.
   Here a cancellation stays a cancellation.
 
-Both go through the client's ``autoreconnect`` and ``retrygrpc`` decorators, so a lost
+- ``StreamsService.AppendRecords`` (KurrentDB 26.1+): the same atomic multi-stream write as
+  ``AppendSession`` (one ``WriteEvents`` with the same checks, StreamsService.cs), in one
+  message: each record names its stream, each stream's expected state is a consistency
+  check. ``AppendSession`` sends one message per stream, and strict mode has a stream per
+  event. A server without it answers ``UNIMPLEMENTED`` (:class:`Unimplemented`, raised
+  before the client's retry would send it again).
+
+All go through the client's ``autoreconnect`` and ``retrygrpc`` decorators, so a lost
 connection is re-established, and an append re-sent once after a gRPC error, exactly as for
 the client's own calls (hence ``maybe_applied=True`` on every write failure, see ``_errors``).
 Errors become the client's exceptions, as its own calls raise them. The stubs, call metadata
@@ -35,15 +42,21 @@ from kurrentdbclient.asyncio_client import autoreconnect, retrygrpc
 from kurrentdbclient.common import handle_rpc_error
 from kurrentdbclient.events import NewEvents
 from kurrentdbclient.exceptions import (
+    ConsistencyChecksFailedError,
     KurrentDBClientError,
     MaximumAppendSizeExceededError,
     StreamIsDeletedError,
     WrongCurrentVersionError,
 )
 from kurrentdbclient.protos.v1 import shared_pb2, streams_pb2
+from kurrentdbclient.protos.v2.streams import streams_pb2 as v2_streams_pb2
 from kurrentdbclient.v2streams import AppendRequestIterator
 
-__all__ = ["append", "multi_append", "supported"]
+__all__ = ["Unimplemented", "append", "append_records", "multi_append", "supported"]
+
+
+class Unimplemented(Exception):  # noqa: N818 (the gRPC status it stands for)
+    """The server does not serve this call (an older version)."""
 
 
 def supported(client: AsyncKurrentDBClient) -> bool:
@@ -168,5 +181,57 @@ async def multi_append(
         )
     except grpc.RpcError as error:
         raise handle_rpc_error(error) from None
+    position: int = response.position
+    return position
+
+
+def _records_request(events: Iterable[NewEvents]) -> v2_streams_pb2.AppendRecordsRequest:
+    """The multi-stream append as one AppendRecords request: the AppendSession requests' own
+    records, each naming its stream, and each stream's expected revision as a check (in the
+    same order, so the server writes the streams in the same order)."""
+    request = v2_streams_pb2.AppendRecordsRequest()
+    for session_request in AppendRequestIterator(events):
+        request.checks.add().stream_state.CopyFrom(
+            v2_streams_pb2.ConsistencyCheck.StreamStateCheck(
+                stream=session_request.stream, expected_state=session_request.expected_revision
+            )
+        )
+        for record in session_request.records:
+            record.stream = session_request.stream
+            request.records.append(record)
+    return request
+
+
+@retrygrpc
+@autoreconnect
+async def append_records(
+    client: AsyncKurrentDBClient,
+    events: Iterable[NewEvents],
+    timeout: float,  # noqa: ASYNC109 (passed to gRPC as the call deadline)
+) -> int:
+    """``StreamsService.AppendRecords``: the commit position of the atomic multi-stream write.
+    A failed check raises ``WrongCurrentVersionError`` for its stream, as ``multi_append``
+    does; a server without the call raises :class:`Unimplemented`."""
+    service = client.connection.v2streams
+    request = _records_request(events)
+    try:
+        response = await service._stub.AppendRecords(
+            request, **_call_options(client, service, timeout)
+        )
+    except grpc.RpcError as error:
+        if isinstance(error, grpc.aio.AioRpcError) and (
+            error.code() == grpc.StatusCode.UNIMPLEMENTED
+        ):
+            raise Unimplemented(error.details() or "AppendRecords") from None
+        translated = handle_rpc_error(error)
+        if isinstance(translated, ConsistencyChecksFailedError) and translated.failures:
+            failure = translated.failures[0].stream_state_failure
+            raise WrongCurrentVersionError(
+                str(translated),
+                stream_name=failure.stream_name if failure else "",
+                actual_version=failure.actual_state if failure else None,
+                expected_version=failure.expected_state if failure else None,
+            ) from None
+        raise translated from None
     position: int = response.position
     return position

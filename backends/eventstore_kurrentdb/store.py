@@ -29,7 +29,8 @@ What the server gives, and what the adapter adds
   taken for a retry and silently dropped. Hence ``idempotency="window"``,
   ``unique_event_ids="none"``.
 - **Idempotency, strict mode** (``idempotency=strict``, KurrentDB 25.1+): every append is one
-  multi-stream append (``AppendSession``) that also writes, per event, a marker event into its
+  multi-stream append (``AppendRecords``, one message, on 26.1+; ``AppendSession``, one
+  message per stream, on 25.x) that also writes, per event, a marker event into its
   own stream ``$es-id-<event id>`` expecting NO_STREAM. The append is atomic, so a stored id
   always has its marker; a reused id makes the marker's stream exist and the whole append is
   refused (the server's strong check reads the index, so this holds forever, across restarts
@@ -215,6 +216,8 @@ class KurrentDBEventStore(EventStore):
         self._bounded: set[str] = set()
         #: Whether the client's channel serves the adapter's own calls (``_rpc``).
         self._rpc = False
+        #: Whether the server may serve AppendRecords (until it answers UNIMPLEMENTED).
+        self._append_records = True
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -339,7 +342,7 @@ class KurrentDBEventStore(EventStore):
                 if self._rpc:
                     # Not the client's multi_append_to_stream: it turns a cancellation into a
                     # re-sent append or a RuntimeError (see _rpc).
-                    commit = await _rpc.multi_append(self.client, requests, self._timeout)
+                    commit = await self._multi_append(requests)
                 else:
                     commit = await self.client.multi_append_to_stream(
                         requests, timeout=self._timeout
@@ -351,6 +354,16 @@ class KurrentDBEventStore(EventStore):
             # stored batch into a lost race that ended as ConcurrencyError.
             return await self._refused_by_ids(stream_id, events)
         return await self._written(stream_id, commit, expected, count)
+
+    async def _multi_append(self, requests: list[NewEvents]) -> int:
+        """One atomic multi-stream write: AppendRecords (one message, 26.1+) where the server
+        has it, else AppendSession (one message per stream)."""
+        if self._append_records:
+            try:
+                return await _rpc.append_records(self.client, requests, self._timeout)
+            except _rpc.Unimplemented:
+                self._append_records = False
+        return await _rpc.multi_append(self.client, requests, self._timeout)
 
     async def _written(
         self, stream_id: str, commit: int, expected: ExpectedVersion, count: int

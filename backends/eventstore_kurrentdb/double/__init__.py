@@ -3,7 +3,8 @@
 It is **not** KurrentDB. It serves what kurrentdbclient and the eventstore-core adapter use —
 Streams ``Read`` (streams and ``$all``, both directions, catch-up subscriptions with filters,
 checkpoints and caught-up), ``Append``, ``BatchAppend``, ``Delete``, ``Tombstone``, stream
-metadata, ``Gossip.Read`` and the 25.1+ multi-stream ``AppendSession`` — with the server's own
+metadata, ``Gossip.Read`` and the multi-stream ``AppendSession`` (25.1+) and
+``AppendRecords`` (26.1+) — with the server's own
 rules for revisions, positions, idempotency, deletes and the append size limit, each module
 naming the part of KurrentDB's source it follows. It has no persistent subscriptions,
 projections, users, ACLs or clusters, and keeps nothing on disk.

@@ -11,6 +11,17 @@ src/KurrentDB.Core/Data/EventRecord.cs). Errors carry rich ``google.rpc.Status``
 (``ApiErrors.cs``): ``StreamRevisionConflictErrorDetails`` (FAILED_PRECONDITION),
 ``StreamTombstonedErrorDetails`` (FAILED_PRECONDITION), ``AppendTransactionSizeExceeded``
 (ABORTED). The response carries the commit position and each stream's last revision.
+
+``AppendRecords`` (KurrentDB 26.1+, the same file): one unary request whose records each name
+their stream and whose checks give streams' expected states (a stream no check names is
+ANY); the same one ``WriteEvents`` to many streams, so the same rules. A failed check is an
+``AppendConsistencyViolationErrorDetails`` (FAILED_PRECONDITION) with the check's index,
+expected and actual state (-6 tombstoned, ``ApiErrors.AppendConsistencyViolation``); a record
+over ``MaxAppendEventSize`` ``AppendRecordSizeExceeded``, a request over ``MaxAppendSize``
+``AppendTransactionSizeExceeded``. The double writes each stream's records together, streams
+in the order their first check or record names them (the server keeps the records' own
+order; the two differ only for requests that interleave streams), and like ``AppendSession``
+reports the first stream that failed, where the server lists every violation.
 """
 
 from __future__ import annotations
@@ -70,12 +81,27 @@ def _size_of(record: streams_pb2.AppendRecord) -> int:
     return len(record.data) + size + len(record.schema.name.encode())
 
 
-class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
-    """The v2 Streams service: ``AppendSession`` over one :class:`Log`."""
+def _proposed(record: streams_pb2.AppendRecord) -> ProposedEvent:
+    return ProposedEvent(
+        event_id=uuid.UUID(record.record_id) if record.record_id else uuid.uuid4(),
+        type=record.schema.name,
+        data=bytes(record.data),
+        metadata=_metadata_of(record),
+        is_json=record.schema.format == streams_pb2.SCHEMA_FORMAT_JSON,
+    )
 
-    def __init__(self, log: Log, auth: Authenticator) -> None:
+
+#: ``ActualStreamCondition.Tombstoned`` in a consistency violation.
+_TOMBSTONED = -6
+
+
+class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
+    """The v2 Streams service: ``AppendSession`` and ``AppendRecords`` over one :class:`Log`."""
+
+    def __init__(self, log: Log, auth: Authenticator, *, append_records: bool = True) -> None:
         self._log = log
         self._auth = auth
+        self._append_records = append_records
 
     async def AppendSession(  # noqa: N802 (the gRPC method's name)
         self,
@@ -109,15 +135,7 @@ class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
                             size=total, max_size=self._log.max_append_size
                         ),
                     )
-                events.append(
-                    ProposedEvent(
-                        event_id=uuid.UUID(record.record_id) if record.record_id else uuid.uuid4(),
-                        type=record.schema.name,
-                        data=bytes(record.data),
-                        metadata=_metadata_of(record),
-                        is_json=record.schema.format == streams_pb2.SCHEMA_FORMAT_JSON,
-                    )
-                )
+                events.append(_proposed(record))
             expected = request.expected_revision if request.HasField("expected_revision") else ANY
             writes.append(StreamWrite(request.stream, expected, events))
         await client_finished(context)
@@ -158,6 +176,85 @@ class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
             output=[
                 streams_pb2.AppendResponse(stream=w.stream, stream_revision=last)
                 for w, last in zip(writes, result.last_revisions, strict=True)
+            ],
+            position=result.position,
+        )
+
+    async def AppendRecords(  # noqa: N802 (the gRPC method's name)
+        self,
+        request: streams_pb2.AppendRecordsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> streams_pb2.AppendRecordsResponse:
+        await self._auth.check(context)
+        if not self._append_records:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        if not request.records:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Records must not be empty.")
+        # Streams by name, case-insensitively, in the order they are first named.
+        index: dict[str, int] = {}
+        names: list[str] = []
+        expected: list[int] = []
+        events: list[list[ProposedEvent]] = []
+
+        def stream_index(name: str, state: int) -> int:
+            if name.lower() not in index:
+                index[name.lower()] = len(names)
+                names.append(name)
+                expected.append(state)
+                events.append([])
+            return index[name.lower()]
+
+        for check in request.checks:
+            if check.WhichOneof("type") == "stream_state":
+                stream_index(check.stream_state.stream, check.stream_state.expected_state)
+        total = 0
+        for record in request.records:
+            total += _size_of(record)
+            if total > self._log.max_append_size:
+                await _abort_rich(
+                    context,
+                    grpc.StatusCode.ABORTED,
+                    f"Transaction size ({total}) exceeded the maximum allowed size of "
+                    f"{self._log.max_append_size}.",
+                    errors_pb2.AppendTransactionSizeExceededErrorDetails(
+                        size=total, max_size=self._log.max_append_size
+                    ),
+                )
+            events[stream_index(record.stream, ANY)].append(_proposed(record))
+        writes = [
+            StreamWrite(name, state, batch)
+            for name, state, batch in zip(names, expected, events, strict=True)
+        ]
+        # The server's WriteEvents carries the call's cancellation token: a call cancelled
+        # before its write is not written.
+        await client_finished(context)
+        try:
+            result = self._log.write(writes, check_size=False)
+        except (WrongExpectedVersion, StreamDeleted) as error:
+            failed = (
+                error.index
+                if isinstance(error, WrongExpectedVersion)
+                else index[error.stream.lower()]
+            )
+            actual = _TOMBSTONED if isinstance(error, StreamDeleted) else error.current
+            violation = errors_pb2.ConsistencyViolation(check_index=failed)
+            violation.stream_state.CopyFrom(
+                errors_pb2.ConsistencyViolation.StreamStateViolation(
+                    stream=names[failed], expected_state=expected[failed], actual_state=actual
+                )
+            )
+            await _abort_rich(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "Failed to append transaction due to consistency violations.",
+                errors_pb2.AppendConsistencyViolationErrorDetails(violations=[violation]),
+            )
+            raise
+        return streams_pb2.AppendRecordsResponse(
+            revisions=[
+                streams_pb2.StreamRevision(stream=write.stream, revision=last)
+                for write, last in zip(writes, result.last_revisions, strict=True)
+                if write.events
             ],
             position=result.position,
         )

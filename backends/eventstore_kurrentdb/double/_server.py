@@ -39,6 +39,8 @@ class DoubleConfig:
     users: dict[str, str] = field(default_factory=lambda: {"admin": "changeit"})
     id_cache_bytes: int = DEFAULT_ID_CACHE_BYTES
     max_append_size: int = DEFAULT_MAX_APPEND_SIZE
+    #: Serve ``AppendRecords`` (26.1+); off, it answers ``UNIMPLEMENTED`` as 25.x does.
+    append_records: bool = True
 
 
 class KurrentDBDouble:
@@ -103,7 +105,7 @@ class KurrentDBDouble:
     def _register(self, server: grpc.aio.Server, auth: Authenticator, port: int) -> None:
         streams_pb2_grpc.add_StreamsServicer_to_server(StreamsServicer(self.log, auth), server)  # type: ignore[no-untyped-call]
         v2_streams_pb2_grpc.add_StreamsServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            MultiStreamServicer(self.log, auth), server
+            MultiStreamServicer(self.log, auth, append_records=self.config.append_records), server
         )
         gossip_pb2_grpc.add_GossipServicer_to_server(
             GossipServicer("localhost", port, auth), server
