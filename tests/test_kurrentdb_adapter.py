@@ -495,6 +495,22 @@ async def test_the_double_refuses_an_append_over_its_max_append_size() -> None:
             await client.close()
 
 
+async def test_a_server_refusing_an_append_as_too_large_is_invalid_input_on_every_path() -> None:
+    # A server configured below the declared limit: Append (ANY, small batch), BatchAppend
+    # (a known version) and the multi-stream appends (strict mode) all refuse it, and each
+    # refusal is InvalidEventError, not an outage (nor a retried gRPC error).
+    async with KurrentDBDouble(DoubleConfig(port=0, max_append_size=2000)) as small:
+        big = [es.NewEvent("Big", {"x": "y" * 3000})]
+        async with es.connect(small.url) as store:
+            with pytest.raises(es.InvalidEventError):
+                await store.append(_stream(), big)
+            with pytest.raises(es.InvalidEventError):
+                await store.append(_stream(), big, expected_version=es.NO_STREAM)
+        async with es.connect(_with(small.url, "idempotency=strict")) as strict:
+            with pytest.raises(es.InvalidEventError):
+                await strict.append(_stream(), big)
+
+
 async def test_the_double_writes_a_retry_sent_with_the_streams_new_revision(url: str) -> None:
     # IndexWriter.CheckCommit: an exact revision equal to the current one is not checked.
     client = await _raw(url)
