@@ -9,13 +9,13 @@ What the server gives, and what the adapter adds
 - **Order and positions.** ``$all`` is one totally ordered log; an event's position is its
   ``(commit, prepare)`` pair. Reading ``$all`` forwards from a position includes the event at
   it, so a page "after P" reads from P and drops P. Subscriptions start strictly after P.
-- **Versions.** Revisions are 0-based (see ``_codec``). Appends go through the Streams
-  ``Append`` call (``_rpc``), whose answer carries the stream's new revision and the position,
-  so an append with ANY / STREAM_EXISTS learns its version in the same call. Otherwise the
-  client's ``append_to_stream`` (BatchAppend, one message per batch where Append streams one
-  per event) answers a position, and the version follows from the expected one; a large
-  batch with ANY / STREAM_EXISTS (``_APPEND_MAX_EVENTS``), or a client too old for ``_rpc``,
-  reads the event at that position back.
+- **Versions.** Revisions are 0-based (see ``_codec``). An append with ANY / STREAM_EXISTS
+  of up to ``_APPEND_MAX_EVENTS`` events goes through the Streams ``Append`` call (``_rpc``),
+  whose answer carries the stream's new revision and the position: its version comes in the
+  same call. Any other goes through the client's ``append_to_stream`` (BatchAppend: one
+  message per batch, where Append streams one per event), which answers only a position: the
+  version follows from an exact or NO_STREAM expectation, and a large batch with ANY /
+  STREAM_EXISTS (or any, with a client too old for ``_rpc``) reads its last event back.
 - **Cancellation** stays cancellation: strict mode's multi-stream append is made through
   ``_rpc`` too, because the client's own turns a cancelled call into a re-sent append or a
   raw ``RuntimeError``.
@@ -262,21 +262,19 @@ class KurrentDBEventStore(EventStore):
                     revision, commit = await _rpc.append(
                         self.client, stream_id, client_events, current_version, self._timeout
                     )
-                    if commit is not None:
-                        return Written(version=revision + 1, position=Position.of(commit, commit))
-                else:
-                    commit = await self.client.append_to_stream(
-                        stream_id,
-                        events=client_events,
-                        current_version=current_version,
-                        timeout=self._timeout,
-                    )
+                    if commit is None:  # pragma: no cover (a write of events has a position)
+                        raise EventStoreError(f"appending to {stream_id!r}: no position answered")
+                    return Written(version=revision + 1, position=Position.of(commit, commit))
+                commit = await self.client.append_to_stream(
+                    stream_id,
+                    events=client_events,
+                    current_version=current_version,
+                    timeout=self._timeout,
+                )
         except WrongCurrentVersionError as error:
             return await self._refused_in_window(
                 stream_id, events, version_of(error.actual_version)
             )
-        if commit is None:  # pragma: no cover (an append of events always has a position)
-            raise translated_missing(-1)
         return await self._written(stream_id, commit, expected, len(events))
 
     async def _refused_in_window(
