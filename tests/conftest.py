@@ -18,7 +18,10 @@ selected explicitly, in which case its tests fail.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -128,14 +131,63 @@ def restartable_postgres() -> Iterator[Restartable]:
         yield Restartable(server.url, server.restart)
 
 
+@pytest.fixture(scope="session")
+def restartable_dynamodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restartable | None]:
+    """A DynamoDB Local of its own whose tables live in a file, so that they survive its
+    restart (none where DynamoDB Local cannot run: moto keeps nothing across a restart)."""
+    from eventstore_conformance import Restartable
+
+    from eventstore_core.local import ServiceUnavailableError
+    from eventstore_core.local.dynamodb import DynamoDBLocal, ensure_dummy_credentials, make_url
+
+    if os.environ.get("EVENTSTORE_TEST_DYNAMODB_URL"):
+        yield None  # a server of the user's: not ours to restart
+        return
+    ensure_dummy_credentials()
+    # DynamoDB Local keeps its file in SQLite, syncing every write: on a tmpfs the test
+    # measures the adapter, not the disk (it keeps the data across the restart all the same).
+    shm = Path("/dev/shm")
+    base = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() else tmp_path_factory.mktemp("ddb")
+    try:
+        server = DynamoDBLocal(db_path=base).start()
+    except ServiceUnavailableError:
+        yield None
+        return
+    try:
+        yield Restartable(make_url(server.endpoint, "eventstore_restart"), server.restart)
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def restartable_kurrentdb() -> Iterator[Restartable | None]:
+    """A protocol double of its own, on a thread of this process, that keeps its data across a
+    restart (none when ``EVENTSTORE_TEST_KURRENTDB_URL`` names a real server)."""
+    from eventstore_conformance import Restartable
+
+    from eventstore_core.local.kurrentdb import RestartableDouble, url_from_environment
+
+    if url_from_environment() is not None:
+        yield None
+        return
+    with RestartableDouble() as double:
+        yield Restartable(double.url, double.restart)
+
+
 @pytest.fixture
 def eventstore_restartable(request: pytest.FixtureRequest) -> Restartable | None:
-    """The suite's restart test gets a server it may restart: PostgreSQL only, for now."""
+    """The suite's restart test gets a server of its own that the harness may restart."""
     callspec = getattr(request.node, "callspec", None)
     backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
-    if backend != "postgres":
+    fixture = {
+        "postgres": "restartable_postgres",
+        "dynamodb": "restartable_dynamodb",
+        "kurrentdb": "restartable_kurrentdb",
+    }.get(backend)
+    if fixture is None:
         return None
-    server: Restartable = request.getfixturevalue("restartable_postgres")
+    server: Restartable | None = request.getfixturevalue(fixture)
     return server
 
 

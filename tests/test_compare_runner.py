@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+
+from eventstore_core.compare import runner
 from eventstore_core.compare.facts import estimate_billed_usd, load_prices
 from eventstore_core.compare.runner import RunOptions, run_comparison
 from eventstore_core.compare.stats import Zipf, latency_summary, per_interval_rates
@@ -20,6 +23,21 @@ def test_repeats_keep_the_median_and_the_spread_of_each_figure() -> None:
         assert workload["repeats"] == 2
         assert workload["spread"]["events_per_s"] >= 0.0
         assert entry["sound"]
+
+
+def test_a_run_after_an_interrupted_one_measures_everything_even_with_sigint_ignored() -> None:
+    # What a run that Ctrl-C ended leaves behind; a process whose SIGINT is ignored (a
+    # background job) takes the path that does not install the handler.
+    runner._INTERRUPTED.set()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        results = run_comparison([memory_target()], RunOptions(TINY))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert results["interrupted"] is False
+    (entry,) = results["backends"]
+    assert entry["workloads"], "a stale interruption flag skipped every workload"
+    assert entry["sound"]
 
 
 def test_the_verify_option_runs_the_conformance_suite_and_counts_it() -> None:

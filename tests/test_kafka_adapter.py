@@ -329,6 +329,21 @@ def test_a_url_without_a_topic_is_a_configuration_error() -> None:
         es.connect("kafka://127.0.0.1:9092/")
 
 
+def test_a_multi_host_url_names_every_broker() -> None:
+    store = es.connect("kafka://b1:9093,b2,[::1]:9094/t?bootstrap=b4:9095")
+    assert isinstance(store, KafkaEventStore)
+    assert store._brokers == ["b1:9093", "b2:9092", "[::1]:9094", "b4:9095"]
+    single = es.connect("kafka://[::1]:9093/t")
+    assert isinstance(single, KafkaEventStore)
+    assert single._brokers == ["[::1]:9093"]
+
+
+@pytest.mark.parametrize("hosts", ["b1:x,b2:9092", "b1:9092,b2:70000", "b1:9092,::1"])
+def test_a_broker_list_with_a_bad_entry_is_a_configuration_error(hosts: str) -> None:
+    with pytest.raises(es.ConfigurationError, match="kafka:// broker"):
+        es.connect(f"kafka://{hosts}/t")
+
+
 def test_the_id_table_finds_every_id_it_holds_across_growth() -> None:
     from eventstore_kafka._arbiter import IdTable
 

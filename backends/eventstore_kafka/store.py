@@ -1,6 +1,7 @@
 """The Kafka adapter: an event store on any Kafka-protocol broker, by log-order arbitration.
 
-``kafka://HOST:PORT/TOPIC?partitions=N`` (more brokers with ``bootstrap=h2:9092,h3:9092``).
+``kafka://HOST:PORT[,HOST:PORT...]/TOPIC?partitions=N`` (or more brokers with
+``bootstrap=h2:9092,h3:9092``).
 Topics: ``TOPIC`` holds one record per append (``_records``), ``TOPIC.meta`` the checkpoints
 and snapshots (``_meta``). Every instance tails both with the hole-safe ``_tailer`` and
 applies the rule of ``_arbiter`` to each record in offset order: that is where optimistic
@@ -98,6 +99,27 @@ _RECORD_OVERHEAD = 4096
 _PER_EVENT = 128
 
 
+def _broker_address(host: str) -> str:
+    """``HOST[:PORT]`` (``[IPv6]:PORT`` too) as the client wants it, port 9092 by default."""
+    text = host.strip()
+    name, port = text, ""
+    if text.startswith("["):
+        close = text.find("]")
+        name, rest = text[: close + 1], text[close + 1 :]
+        if close < 0 or (rest and not rest.startswith(":")):
+            name = ""
+        port = rest[1:]
+    elif ":" in text:
+        name, _, port = text.rpartition(":")
+    if not name or any(c in name for c in "/@ ") or (":" in name and not name.startswith("[")):
+        raise ConfigurationError(
+            f"kafka:// broker {text!r} is not HOST[:PORT]: kafka://HOST:PORT[,HOST:PORT...]/TOPIC"
+        )
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigurationError(f"kafka:// broker {text!r}: the port must be a number, 1-65535")
+    return f"{name}:{port or 9092}"
+
+
 def _append_bytes(max_record_bytes: int) -> int:
     """The event bytes (data, metadata, type) one record of ``max_record_bytes`` can carry."""
     return max_record_bytes - _RECORD_OVERHEAD - MAX_APPEND_EVENTS * _PER_EVENT
@@ -162,10 +184,15 @@ class KafkaEventStore(EventStore):
             )
         if not url.host:
             raise ConfigurationError("kafka:// URLs need a broker: kafka://HOST:PORT/TOPIC")
-        brokers = [f"{url.host}:{url.port or 9092}"]
+        # A multi-host URL (kafka://h1:9092,h2:9092/t) arrives as the host list, as written.
+        if "," in url.host:
+            hosts = url.host.split(",")
+        else:  # urlsplit took the brackets off an IPv6 address
+            name = f"[{url.host}]" if ":" in url.host else url.host
+            hosts = [name if url.port is None else f"{name}:{url.port}"]
         if options.bootstrap:
-            brokers += [b.strip() for b in options.bootstrap.split(",") if b.strip()]
-        self._brokers = brokers
+            hosts += options.bootstrap.split(",")
+        self._brokers = [_broker_address(host) for host in hosts if host.strip()]
         self._topic = topic
         self._meta_topic = f"{topic}.meta"
         self._index_topic = f"{topic}.index"

@@ -41,6 +41,7 @@ __all__ = [
     "StoreContext",
     "budget",
     "collect",
+    "extend_deadline",
     "open_fd_count",
     "requires",
     "store_test",
@@ -63,6 +64,10 @@ THREAD_GRACE = 2.0
 #: When the running test must be over (``time.monotonic()``), set by the runner.
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "eventstore_conformance_deadline", default=None
+)
+#: The running test's timeout, so that :func:`extend_deadline` can move it.
+_TIMEOUT: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar(
+    "eventstore_conformance_timeout", default=None
 )
 
 
@@ -140,6 +145,20 @@ class StoreContext:
 async def collect(events: AsyncIterator[_T]) -> list[_T]:
     """Drain an async iterator into a list."""
     return [event async for event in events]
+
+
+def extend_deadline(seconds: float) -> None:
+    """Give the running test ``seconds`` more than ``--eventstore-timeout``.
+
+    For time the test spends waiting on the harness rather than on the store (a server
+    restart: a JVM starting on a loaded machine may take longer than the store's work).
+    """
+    deadline, timeout = _DEADLINE.get(), _TIMEOUT.get()
+    if deadline is not None:
+        _DEADLINE.set(deadline + seconds)
+    when = None if timeout is None else timeout.when()
+    if timeout is not None and when is not None:
+        timeout.reschedule(when + seconds)
 
 
 def budget(seconds: float) -> float:
@@ -253,6 +272,7 @@ async def _run(
     _DEADLINE.set(time.monotonic() + limit)
     try:
         async with asyncio.timeout(limit) as deadline:
+            _TIMEOUT.set(deadline)
             await store.open()
             await store.setup()
             injected = {"store": store, "ctx": ctx}

@@ -265,13 +265,15 @@ def _run_interruptibly(coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[s
     every task, and the flag, not the task's outcome, decides; the workload loop also stops
     at the flag. A second Ctrl-C interrupts at once.
     """
+    # Whatever an earlier run of this process left (a run that Ctrl-C ended leaves the flag
+    # set), this one starts uninterrupted: a stale flag would skip every workload.
+    _INTERRUPTED.clear()
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     ):
         # Not ours to handle (another thread, or SIGINT ignored or taken by the caller).
         return asyncio.run(coroutine)
-    _INTERRUPTED.clear()
     with asyncio.Runner() as runner:
         loop = runner.get_loop()
 

@@ -184,11 +184,16 @@ def install_dynamodb_local(version: str | None = None) -> Path:
 
 
 class DynamoDBLocal:
-    """Amazon DynamoDB Local (in memory) on a free port, run with the ``java`` on PATH."""
+    """Amazon DynamoDB Local on a free port, run with the ``java`` on PATH.
 
-    def __init__(self, port: int | None = None) -> None:
+    In memory by default; with ``db_path`` (a directory) its tables live in a file there, so
+    they survive :meth:`restart` (the restart tests of the conformance suite use that).
+    """
+
+    def __init__(self, port: int | None = None, db_path: Path | None = None) -> None:
         """Prepare (do not start) a server; ``start()`` or ``with`` runs it."""
         self.port = port or free_port()
+        self.db_path = db_path
         self._process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
 
@@ -214,7 +219,7 @@ class DynamoDBLocal:
                     "-Djava.library.path=DynamoDBLocal_lib",
                     "-jar",
                     "DynamoDBLocal.jar",
-                    "-inMemory",
+                    *(["-dbPath", str(self.db_path)] if self.db_path else ["-inMemory"]),
                     "-sharedDb",
                     "-disableTelemetry",
                     "-port",
@@ -242,6 +247,11 @@ class DynamoDBLocal:
         if self._log is not None:
             self._log.unlink(missing_ok=True)
             self._log = None
+
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port (keeps data with ``db_path``)."""
+        self.stop()
+        self.start()
 
     def __enter__(self) -> DynamoDBLocal:
         return self.start()

@@ -13,16 +13,19 @@ instead, e.g. the ``kurrentdb`` service of docker-compose.yml.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from eventstore_core.local import stop_process
 
-__all__ = ["ENV_VAR", "kurrentdb_double", "url_from_environment"]
+__all__ = ["ENV_VAR", "RestartableDouble", "kurrentdb_double", "url_from_environment"]
 
 ENV_VAR = "EVENTSTORE_TEST_KURRENTDB_URL"
 _START_TIMEOUT = 30.0
@@ -65,3 +68,51 @@ def _wait_for_port(process: subprocess.Popen[str]) -> int:
         if line.startswith("listening:"):
             return int(line.rsplit(":", 1)[1].split(",")[0])
     raise RuntimeError("the KurrentDB double did not start in time")
+
+
+class RestartableDouble:
+    """The double on an event loop of its own thread, for restart tests: ``restart()`` stops its
+    servers (every open call fails, as on a node restart), waits ``downtime`` and serves again
+    on the same port, keeping the data; the server's idempotency cache is lost, as on a real
+    node. Use ``with RestartableDouble() as double: double.url``.
+    """
+
+    def __init__(self, downtime: float = 0.5) -> None:
+        """Prepare (do not start) a double; ``with`` runs it."""
+        self.downtime = downtime
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="kurrentdb-double", daemon=True
+        )
+        self._double: Any = None
+
+    @property
+    def url(self) -> str:
+        """The double's ``kurrentdb://`` URL (insecure, loopback)."""
+        url: str = self._double.url
+        return url
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(_START_TIMEOUT)
+
+    def restart(self) -> None:
+        """Stop serving, wait ``downtime`` seconds, serve again; returns once it serves."""
+        self._run(self._double.restart(downtime=self.downtime))
+
+    def __enter__(self) -> RestartableDouble:
+        # Imported here: the core does not depend on the adapter's package.
+        from eventstore_kurrentdb.double import KurrentDBDouble
+
+        self._thread.start()
+        self._double = KurrentDBDouble()
+        self._run(self._double.start())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self._double is not None:
+                self._run(self._double.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()

@@ -78,6 +78,7 @@ def run(variant: Variant, url: str, workdir: Path, timeout: float = TIMEOUT) -> 
         "-p", "eventstore_conformance", "-p", "gallery.plugin",
         "--eventstore-url", url, "--eventstore-timeout", str(timeout),
         "-x", "-q", "-rfE", f"--junit-xml={report}", *modules,
+        *(["-k", variant.keyword] if variant.keyword else []),
     ]  # fmt: skip
     started = time.monotonic()
     try:

@@ -62,6 +62,9 @@ class Variant:
     base: Base = "memory"
     modules: tuple[str, ...] = ()
     """Suite modules to run (``test_read_all``...); empty: the whole suite."""
+    keyword: str = ""
+    """A ``-k`` expression narrowing those modules, e.g. to leave out a test too heavy for
+    the gallery's short timeout on a loaded machine (the control runs the same)."""
     patch: Callable[[], None] | None = None
     """A change to the core, applied in the subprocess before the tests run."""
     hold: HoldCommit | None = None
@@ -435,6 +438,10 @@ class DriverThreadLeftRunning(MemoryEventStore):
 
 # -- the gallery -------------------------------------------------------------------------------
 
+#: The stalled-subscriber test appends 8 MB under tracemalloc: on SQLite, on a loaded machine,
+#: it can outlast the gallery's 8 s timeout and fail before the test a variant names.
+_NOT_THE_8_MB_TEST = "not test_a_stalled_subscriber_does_not_buffer_without_bound"
+
 _ALL = [
     Variant(
         "ids-per-connection",
@@ -559,6 +566,7 @@ _ALL = [
         "test_opening_and_closing_repeatedly_leaks_no_connection_or_thread",
         base="sqlite",
         modules=("test_resources",),
+        keyword=_NOT_THE_8_MB_TEST,
     ),
     Variant(
         "driver-thread-left-running",
@@ -600,6 +608,7 @@ _ALL = [
         "",
         base="sqlite",
         modules=("test_resources",),
+        keyword=_NOT_THE_8_MB_TEST,
         broken=False,
     ),
     Variant(
