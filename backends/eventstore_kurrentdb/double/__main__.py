@@ -34,6 +34,11 @@ def _parse(argv: list[str]) -> DoubleConfig:
         default=DEFAULT_MAX_APPEND_SIZE,
         help="largest append in bytes (MaxAppendSize; 1 MiB up to KurrentDB 25.0)",
     )
+    parser.add_argument(
+        "--no-append-records",
+        action="store_true",
+        help="answer AppendRecords with UNIMPLEMENTED, as KurrentDB before 26.1 does",
+    )
     args = parser.parse_args(argv)
     if args.tls_port is not None and (args.certfile is None or args.keyfile is None):
         parser.error("--tls-port needs --certfile and --keyfile")
@@ -44,6 +49,7 @@ def _parse(argv: list[str]) -> DoubleConfig:
         keyfile=args.keyfile,
         id_cache_bytes=args.id_cache_bytes,
         max_append_size=args.max_append_size,
+        append_records=not args.no_append_records,
     )
 
 
