@@ -184,10 +184,15 @@ def eventstore_restartable(request: pytest.FixtureRequest) -> Restartable | None
         "postgres": "restartable_postgres",
         "dynamodb": "restartable_dynamodb",
         "kurrentdb": "restartable_kurrentdb",
+        "kurrentdb-strict": "restartable_kurrentdb",
     }.get(backend)
     if fixture is None:
         return None
     server: Restartable | None = request.getfixturevalue(fixture)
+    if server is not None and backend == "kurrentdb-strict":
+        from eventstore_conformance import Restartable
+
+        server = Restartable(server.url + "&idempotency=strict", server.restart)
     return server
 
 
