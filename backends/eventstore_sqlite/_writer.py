@@ -16,7 +16,8 @@ appends of a group run as one read of their streams' versions and a few multi-ro
 or used twice in the group, a value SQLite refuses), they run one by one, a multi-statement
 append in a ``SAVEPOINT`` of its own, so one refusal never touches the others. The group is
 whatever queued up while the previous transaction ran: a lone writer never waits for
-company.
+company. Writes reach the thread a turn of the event loop at a time (:meth:`Writer.submit`),
+so the tasks one commit wakes share the next.
 
 **Multi-process safety** is unchanged: ``BEGIN IMMEDIATE`` takes the file's write lock before
 anything is read, so the version check and the insert are atomic across processes too, and
