@@ -15,7 +15,10 @@ Scenarios: single-event appends to new streams by 1 and 4 writers (tasks for the
 threads for the others); 100-event batches by 1 and 4 writers; ``read_stream`` and
 ``read_all`` of the same 50,000 events (one stream, written in 100-event batches);
 single-event appends by 3 writer processes on one file; group-commit latency (the adapter
-alone). ``--million`` adds a ``read_all`` over 1M events, reporting resident memory growth.
+alone). ``--scenarios profile`` measures where an append's time goes: raw ``sqlite3`` into
+variants of the adapter's table (without an index, with time-ordered ids) and into
+eventsourcing's, side by side, CPU and WAL frames per commit, and the adapter's Python work
+per event. ``--million`` adds a ``read_all`` over 1M events, reporting resident memory growth.
 
 Usage:
 
@@ -409,6 +412,138 @@ def processes_appends(
 
 
 # --------------------------------------------------------------------------------------------
+# profile: where an append's time goes
+# --------------------------------------------------------------------------------------------
+
+PROFILE_PREFILL = 50_000
+_PEER_INSERT = "INSERT INTO stored_events VALUES (?,?,?,?)"
+
+
+def _schema_variants() -> dict[str, tuple[str | None, Callable[[], uuid.UUID]]]:
+    """The tables raw sqlite3 writes in the profile: the adapter's, the same minus an index
+    (or with time-ordered ids), and eventsourcing's (None: its recorder creates it)."""
+    from eventstore_sqlite._schema import SCHEMA
+
+    no_id_index = SCHEMA.replace("event_id       BLOB    NOT NULL UNIQUE", "event_id BLOB NOT NULL")
+    no_tc = "\n".join(line for line in SCHEMA.splitlines() if not line.startswith("CREATE INDEX"))
+    assert no_id_index != SCHEMA, "the adapter's schema changed"
+    assert no_tc != SCHEMA, "the adapter's schema changed"
+    return {
+        "eventsourcing's table": (None, uuid.uuid4),
+        "eventstore table": (SCHEMA, uuid.uuid4),
+        "  without UNIQUE(event_id)": (no_id_index, uuid.uuid4),
+        "  without type/category idx": (no_tc, uuid.uuid4),
+        "  with time-ordered ids": (SCHEMA, uuid7),
+    }
+
+
+def _profile_rows(peer: bool, stream: str, batch: int, ids: Callable[[], uuid.UUID]) -> list[Any]:
+    if peer:
+        originator = uuid.uuid4().hex
+        return [(originator, v, "bench:OrderPlaced", DATA) for v in range(1, batch + 1)]
+    now = time.time_ns() // 1000
+    return [
+        (stream, v, ids().bytes, "OrderPlaced", "Order", DATA, b"{}", now, batch)
+        for v in range(1, batch + 1)
+    ]
+
+
+def _profile_variant(
+    path: Path,
+    schema: str | None,
+    ids: Callable[[], uuid.UUID],
+    sync: str,
+    batch: int,
+    seconds: float,
+) -> tuple[float, float, float]:
+    """SQLite's own work per event (thread CPU, rows built outside), and WAL frames per commit."""
+    if schema is None:
+        eventsourcing_recorder(path, sync).datastore.close()
+    conn = _raw_connect(path, sync)
+    if schema is not None:
+        conn.executescript(schema)
+    peer = schema is None
+    insert = _PEER_INSERT if peer else _RAW_INSERT
+    conn.execute("BEGIN")
+    for n in range(PROFILE_PREFILL // BATCH):
+        conn.executemany(insert, _profile_rows(peer, f"Pre-{n}", BATCH, ids))
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")  # the WAL keeps every frame: count them
+    cpu = 0.0
+    commits = 0
+    stop = time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        rows = _profile_rows(peer, f"Order-{commits}", batch, ids)
+        start = time.thread_time()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(insert, rows)
+        conn.execute("COMMIT")
+        cpu += time.thread_time() - start
+        commits += 1
+    frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0][1]
+    page_size = conn.execute("PRAGMA page_size").fetchall()[0][0]
+    conn.close()
+    return cpu / (commits * batch) * 1e6, frames / commits, frames * (page_size + 24) / commits
+
+
+def _python_costs() -> list[tuple[str, float]]:
+    """The adapter's per-event work before SQLite: building the event, validating, encoding."""
+    import timeit
+
+    from eventstore_core.validation import prepare_batch
+
+    def per_event(fn: Callable[[], object], events: int) -> float:
+        runs = max(1, 20_000 // events)
+        return min(timeit.repeat(fn, number=runs, repeat=5)) / (runs * events) * 1e6
+
+    limits: dict[str, Any] = {"max_event_bytes": 1 << 24, "max_append_events": 10_000}
+    one = [es.NewEvent("OrderPlaced", PAYLOAD)]
+    hundred = [es.NewEvent("OrderPlaced", PAYLOAD) for _ in range(BATCH)]
+    return [
+        ("uuid4() (NewEvent's default id)", per_event(uuid.uuid4, 1)),
+        (
+            "NewEvent(...) with its uuid4 id",
+            per_event(lambda: es.NewEvent("OrderPlaced", PAYLOAD), 1),
+        ),
+        ("validate + encode, 1-event append", per_event(lambda: prepare_batch(one, **limits), 1)),
+        (
+            "validate + encode, 100-event append",
+            per_event(lambda: prepare_batch(hundred, **limits), BATCH),
+        ),
+        ("  of which orjson.dumps (data)", per_event(lambda: orjson.dumps(PAYLOAD), 1)),
+    ]
+
+
+def profile(directory: Path, seconds: float, settings: list[str], rounds: int) -> None:
+    """Raw sqlite3 into variants of the table, side by side: what each index costs."""
+    print(f"\nSQLite's own work, {PROFILE_PREFILL:,} events stored first (best of {rounds}):")
+    print(
+        "\n| table | synchronous | events per commit | CPU us/event | WAL frames/commit "
+        "| WAL KiB/commit |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
+    variants = _schema_variants()
+    for sync in settings:
+        for batch in (1, BATCH):
+            best: dict[str, tuple[float, float, float]] = {}
+            for r in range(rounds):
+                for name, (schema, ids) in variants.items():
+                    path = directory / f"profile-{len(best)}-{r}-{sync}-{batch}-{hash(name)}.db"
+                    result = _profile_variant(path, schema, ids, sync, batch, seconds)
+                    if name not in best or result[0] < best[name][0]:
+                        best[name] = result
+            for name, (cpu, frames, wal) in best.items():
+                cells = f"{cpu:,.1f} | {frames:.1f} | {wal / 1024:,.0f}"
+                print(f"| {name} | {sync} | {batch} | {cells} |", flush=True)
+    print("\nThe adapter's Python work per event before SQLite (best of 5):\n")
+    print("| step | us/event |")
+    print("|---|---:|")
+    for step, cost in _python_costs():
+        print(f"| {step} | {cost:.2f} |")
+
+
+# --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
 
@@ -612,6 +747,8 @@ def main() -> None:
             args.contenders.split(","),
             args.rounds,
         )
+        if "profile" in args.scenarios.split(","):
+            profile(directory, min(args.seconds, 1.0), args.synchronous.split(","), args.rounds)
         if "latency" in args.scenarios.split(","):
             latency(directory, args.seconds, args.synchronous.split(","))
         if args.million:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,34 @@ async def test_appends_queued_together_commit_in_one_transaction_each_with_its_o
         # Positions stay unique and in commit order across the group.
         positions = [event.position async for event in store.read_all()]
         assert positions == sorted(set(positions))
+    finally:
+        await store.close()
+
+
+def _blocking_work_that_releases_the_gil() -> None:
+    # Not a wait for anything: 20 ms in which the loop's thread does not hold the GIL, time
+    # enough for the writer's thread to take it and commit whatever reached it.
+    time.sleep(0.02)
+
+
+async def test_writes_submitted_in_one_turn_of_the_loop_share_one_commit(tmp_path: Path) -> None:
+    # The tasks a commit wakes all run in one turn of the event loop and each submits its next
+    # write there. Between two of them the loop's thread may release the GIL (any system
+    # call: a uuid4's read of os.urandom); that used to let the writer begin a transaction
+    # with the first write alone, and the others waited for a whole commit (an fsync).
+    store = await _opened(tmp_path / "turn.db")
+    try:
+        assert store._writer is not None
+        commits = store._writer.commits
+
+        async def append(n: int) -> es.AppendResult:
+            _blocking_work_that_releases_the_gil()
+            return await store.append(f"Turn-{n}", [_event()], es.NO_STREAM)
+
+        results = await asyncio.gather(*(append(n) for n in range(4)))
+        assert store._writer.commits - commits == 1
+        positions = [result.position for result in results]
+        assert positions == sorted(set(positions))  # in the order they were submitted
     finally:
         await store.close()
 

@@ -16,7 +16,8 @@ appends of a group run as one read of their streams' versions and a few multi-ro
 or used twice in the group, a value SQLite refuses), they run one by one, a multi-statement
 append in a ``SAVEPOINT`` of its own, so one refusal never touches the others. The group is
 whatever queued up while the previous transaction ran: a lone writer never waits for
-company.
+company. Writes reach the thread a turn of the event loop at a time (:meth:`Writer.submit`),
+so the tasks one commit wakes share the next.
 
 **Multi-process safety** is unchanged: ``BEGIN IMMEDIATE`` takes the file's write lock before
 anything is read, so the version check and the insert are atomic across processes too, and
@@ -33,7 +34,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventstore_core.adapter import (
@@ -55,6 +56,8 @@ from ._schema import EVENT_COLUMNS, INSERT_EVENT, SCHEMA, STREAM_VERSION
 from ._thread import STOP, ConnectionThread, Job
 
 __all__ = ["BACKSTOP_CHECKPOINT_PAGES", "MAX_GROUP", "Writer"]
+
+T = TypeVar("T")
 
 #: The most jobs one transaction takes: bounds the latency a group adds to its first member.
 MAX_GROUP = 64
@@ -79,6 +82,46 @@ class Writer(ConnectionThread):
         self.checkpointer: ConnectionThread | None = None
         self._unchecked_pages = 0
         self._checkpointing = False
+        #: Jobs submitted during the current turn of the event loop, not yet handed over.
+        self._pending: list[Job[Any]] = []
+
+    def submit(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        groupable: bool = False,
+        single_statement: bool = False,
+        rows: int = 1,
+        append: Any = None,
+    ) -> asyncio.Future[T]:
+        """Queue ``fn(connection)``, handed to the thread with the rest of this loop turn's.
+
+        Why not at once: the tasks a group commit settles all wake in one turn of the event
+        loop and each submits its next write in it. Handed over one by one, the first woke
+        the writer, which took the GIL at the loop's next system call (a ``uuid4``'s read of
+        ``os.urandom`` is enough) and began a transaction with only the writes queued so far;
+        the others then waited for that whole commit (an fsync with ``synchronous=FULL``),
+        and groups alternated between one write and the rest. Measured with 4 writers and
+        ``FULL``: 2.7 appends per commit, now 4.0. Handed over together, at the start of the
+        loop's next turn, they share one transaction; a lone writer pays one loop turn.
+        """
+        loop = self._loop
+        assert loop is not None
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(Job(fn, future, groupable, single_statement, rows, append))
+        if len(self._pending) == 1:
+            loop.call_soon(self._hand_over)
+        return future
+
+    def _hand_over(self) -> None:
+        pending, self._pending = self._pending, []
+        for job in pending:  # SimpleQueue.put keeps the GIL: the thread sees them all at once
+            self._jobs.put(job)
+
+    async def stop(self) -> None:
+        """Hand over what this turn submitted, then stop as every connection thread does."""
+        self._hand_over()
+        await super().stop()
 
     # -- what the store submits --------------------------------------------------------------
 
