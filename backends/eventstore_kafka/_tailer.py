@@ -222,6 +222,9 @@ class Tailer:
         self._round_lock = asyncio.Lock()
         self._turn = 0
         self._round_wait_ms = 10
+        self._alone_at = -1e9
+        """When this process's own acknowledged record last landed right at the next offset
+        (nobody else had written before it), in loop time; see :meth:`run`."""
         self.collect = True
         """Whether the values fetched are offered to the cache (off while replaying on open)."""
 
@@ -294,6 +297,10 @@ class Tailer:
         """
         if offset < self.next[index]:
             return
+        # Right at the next offset: nobody else wrote before it (the poll may rest, see run);
+        # past it: others did, and the poll must bring their records now.
+        alone = offset == self.next[index]
+        self._alone_at = asyncio.get_running_loop().time() if alone else -1e9
         self._offered[index][offset] = value
         if self._apply_offered(index):
             self._progress()
@@ -341,7 +348,18 @@ class Tailer:
     async def run(self) -> None:
         """Tail every partition until cancelled (the store's background task)."""
         self._error = None
+        loop = asyncio.get_running_loop()
+        wait = self._wait_ms / 1000
         while True:
+            # A store writing alone learns from each ack that nobody else wrote (its record
+            # lands at the next offset), as much as a poll would tell: the poll rests meanwhile.
+            # tansu lists the whole partition for every fetch, and those listings slow its
+            # produce path: a poll of one's own records back costs the writer throughput.
+            # At the first ack past the next offset (another writer), polls resume at once.
+            rested = loop.time() - self._alone_at
+            if rested < wait:
+                await asyncio.sleep(wait - rested)
+                continue
             answer = await self._poller.fetch(self._wants(), self._wait_ms)
             self._absorb(answer)
             if any(f.gap for f in answer.values()):
