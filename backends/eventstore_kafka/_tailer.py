@@ -216,6 +216,11 @@ class Tailer:
         self._on_progress = on_progress
         self._hole_since: list[float | None] = [None] * len(self.partitions)
         self._offered: list[dict[int, bytes]] = [{} for _ in self.partitions]
+        self._held: list[tuple[list[int], list[bytes]]] = [([], []) for _ in self.partitions]
+        """Per partition, records fetched from its next offset that had to wait (several
+        partitions: a record is judged once the others show later stamps, see _arbiter).
+        They are kept, not fetched again, and the partition is left out of fetches until
+        they are applied: fetching them again would only spin."""
         self._changed = asyncio.Event()
         self._error: BaseException | None = None
         self._next_round: asyncio.Future[None] | None = None
@@ -233,7 +238,11 @@ class Tailer:
         progressed = False
         # With several partitions a record may depend on another partition's progress
         # (see _arbiter): apply round-robin until nothing moves.
-        pending = {self.index[tp]: fetched for tp, fetched in answer.items() if tp in self.index}
+        pending = {
+            self.index[tp]: fetched
+            for tp, fetched in answer.items()
+            if tp in self.index and not self._held[self.index[tp]][0]
+        }
         moving = True
         while moving:
             moving = False
@@ -260,9 +269,12 @@ class Tailer:
                         )
                 elif not offsets or offsets[0] > self.next[i]:
                     del pending[i]
-        for i in range(len(self.partitions)):
-            if self._offered[i] and self._apply_offered(i):
-                progressed = True
+            # Records this process wrote (offered) may be what another partition waits for.
+            if self._apply_all_offered():
+                progressed = moving = True
+        for i, fetched in pending.items():  # what must wait for other partitions: keep it
+            if fetched.offsets and fetched.offsets[0] == self.next[i]:
+                self._held[i] = (fetched.offsets, fetched.values)
         for tp, fetched in answer.items():
             index = self.index.get(tp)
             if index is None:
@@ -295,8 +307,41 @@ class Tailer:
         if offset < self.next[index]:
             return
         self._offered[index][offset] = value
-        if self._apply_offered(index):
+        if self._apply_all_offered():
             self._progress()
+
+    def _apply_all_offered(self) -> bool:
+        """Apply held and offered records of every partition until none moves (with several
+        partitions, one partition's record may be waiting for another's)."""
+        progressed = False
+        moving = True
+        while moving:
+            moving = False
+            for index, offered in enumerate(self._offered):
+                if self._held[index][0] and self._apply_held(index):
+                    progressed = moving = True
+                if offered and self._apply_offered(index):
+                    progressed = moving = True
+        return progressed
+
+    def _apply_held(self, index: int) -> bool:
+        offsets, values = self._held[index]
+        if offsets[0] != self.next[index]:  # applied meanwhile from an offered copy
+            skip = self.next[index] - offsets[0]
+            offsets, values = offsets[skip:], values[skip:]
+            if not offsets or offsets[0] != self.next[index]:
+                self._held[index] = ([], [])
+                return False
+        applied = self._apply(index, offsets, values)
+        self._held[index] = (offsets[applied:], values[applied:])
+        if not applied:
+            return False
+        self.next[index] += applied
+        self._hole_since[index] = None
+        offered = self._offered[index]
+        for offset in offsets[:applied]:
+            offered.pop(offset, None)
+        return True
 
     def _apply_offered(self, index: int) -> bool:
         offered = self._offered[index]
@@ -334,7 +379,7 @@ class Tailer:
         count = len(self.partitions)
         self._turn = (self._turn + 1) % count
         order = [(self._turn + k) % count for k in range(count)]
-        return {self.partitions[i]: self.next[i] for i in order}
+        return {self.partitions[i]: self.next[i] for i in order if not self._held[i][0]}
 
     # -- the long-polling loop -------------------------------------------------------------
 
@@ -342,7 +387,11 @@ class Tailer:
         """Tail every partition until cancelled (the store's background task)."""
         self._error = None
         while True:
-            answer = await self._poller.fetch(self._wants(), self._wait_ms)
+            wants = self._wants()
+            if not wants:  # every partition holds records that wait: for progress, then
+                await self.wait_progress(self._changed, 4 * self._wait_ms / 1000)
+                continue
+            answer = await self._poller.fetch(wants, self._wait_ms)
             self._absorb(answer)
             if any(f.gap for f in answer.values()):
                 await asyncio.sleep(0.005)  # a hole: fetch it again, without spinning
@@ -373,18 +422,23 @@ class Tailer:
                 # Sent from here on: callers arriving now need the next round.
                 if self._next_round is future:
                     self._next_round = None
-                behind = any(self.next[i] < hw for i, hw in enumerate(self.highwater))
+                behind = any(
+                    self.next[i] < hw and not self._held[i][0]
+                    for i, hw in enumerate(self.highwater)
+                )
                 # At the end a fetch waits its whole max_wait for news: probe with 1 ms.
                 wait = self._round_wait_ms if behind else 1
-                answer = await self._fetcher.fetch(self._wants(), wait)
+                wants = self._wants()
+                answer = await self._fetcher.fetch(wants, wait) if wants else {}
                 self._absorb(answer)
-                if not any(f.offsets for f in answer.values()):
-                    if behind or len(answer) < len(self.partitions):
+                # (No wants: every partition holds records that wait, see _held.)
+                if wants and not any(f.offsets for f in answer.values()):
+                    if behind or len(answer) < len(wants):
                         # tansu quirk: it answers no records when listing the partition takes
                         # longer than the fetch's wait (it lists the partition's whole
                         # history on every fetch). Allow catching up more time.
                         self._round_wait_ms = min(self._round_wait_ms * 2, 2000)
-                elif self._round_wait_ms > 2:
+                elif wants and self._round_wait_ms > 2:
                     self._round_wait_ms = self._round_wait_ms * 7 // 8
                 if any(f.gap for f in answer.values()):
                     await asyncio.sleep(0.005)
@@ -428,6 +482,15 @@ class Tailer:
                         async with asyncio.timeout(max(0.0, deadline - loop.time())):
                             await event.wait()
             while missing():
+                if all(self._held[i][0] for i, offset in targets.items() if self.next[i] < offset):
+                    # What is missing was fetched and waits for other partitions (their
+                    # records or ticks): wait for progress before fetching those again.
+                    event = self._changed
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(4 * self._wait_ms / 1000):
+                            await event.wait()
+                    if event.is_set():
+                        continue
                 await self.round()
 
     async def sync(
