@@ -29,6 +29,8 @@ from eventstore_core.registry import load_backend
 if TYPE_CHECKING:
     from eventstore_conformance import HoldCommit, NotApplicable, Restartable, Shortfall
 
+    from eventstore_core.local.kafka import Tansu
+
 pytest_plugins = ["eventstore_conformance"]
 
 #: Backend name (the test id) -> URL scheme.
@@ -142,15 +144,33 @@ def restartable_postgres() -> Iterator[Restartable]:
         yield Restartable(server.url, server.restart)
 
 
+@pytest.fixture(scope="session")
+def restartable_tansu() -> Iterator[Tansu]:
+    """A tansu broker of its own on S3 storage (moto), whose data survives a restart, for the
+    suite's restart test (started on first use)."""
+    from eventstore_core.local.kafka import Tansu
+
+    with Tansu(storage="s3") as broker:
+        yield broker
+
+
 @pytest.fixture
 def eventstore_restartable(request: pytest.FixtureRequest) -> Restartable | None:
-    """The suite's restart test gets a server it may restart: PostgreSQL only, for now."""
+    """The suite's restart test gets a server it may restart: PostgreSQL, and Kafka on a
+    tansu of its own with S3 storage (a topic of 1 or 3 partitions)."""
+    from eventstore_conformance import Restartable
+
     callspec = getattr(request.node, "callspec", None)
     backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
-    if backend != "postgres":
-        return None
-    server: Restartable = request.getfixturevalue("restartable_postgres")
-    return server
+    if backend == "postgres":
+        server: Restartable = request.getfixturevalue("restartable_postgres")
+        return server
+    if backend in ("kafka", "kafka3"):
+        broker: Tansu = request.getfixturevalue("restartable_tansu")
+        partitions = 3 if backend == "kafka3" else 1
+        url = broker.url(f"eventstore_restart{partitions}", partitions=partitions, hole_timeout=2)
+        return Restartable(url, broker.restart)
+    return None
 
 
 @pytest.fixture(scope="session")
