@@ -184,17 +184,14 @@ def dynamodb_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_url() -> Iterator[str]:
-    """A Kafka-protocol broker for the session: ``EVENTSTORE_TEST_KAFKA_URL``, else tansu.
+    """A Kafka-protocol broker for the session: ``EVENTSTORE_TEST_KAFKA_URL``, else Apache
+    Kafka through testcontainers where a Docker daemon answers, else tansu.
 
     The URL's topic is a default; tests pick their own with ``with_topic``.
     """
-    from_env = os.environ.get("EVENTSTORE_TEST_KAFKA_URL")
-    if from_env:
-        yield from_env
-        return
-    from eventstore_core.local.kafka import tansu_url
+    from eventstore_core.local.kafka import kafka_url as start_kafka
 
-    with tansu_url("eventstore_test") as url:
+    with start_kafka("eventstore_test") as url:
         yield url
 
 

@@ -398,6 +398,27 @@ async def test_a_live_subscription_survives_a_broker_restart() -> None:
             assert await fresh.stream_version(stream) == 6
 
 
+# -- Apache Kafka through testcontainers -------------------------------------------------------
+
+
+async def test_the_store_runs_on_apache_kafka_from_testcontainers_where_docker_answers() -> None:
+    from eventstore_core.local.kafka import kafka_container_url
+    from eventstore_core.local.postgres import docker_available
+
+    if not await asyncio.to_thread(docker_available):
+        pytest.skip("no Docker daemon answers: testcontainers' Kafka module cannot run here")
+    with kafka_container_url(_topic(), partitions=3) as url:
+        async with es.connect(url) as store:
+            await store.setup()
+            stream = f"Docker-{uuid.uuid4().hex}"
+            batch = _events(2)
+            first = await store.append(stream, batch, expected_version=es.NO_STREAM)
+            assert await store.append(stream, batch, expected_version=es.NO_STREAM) == first
+            assert [e.id for e in await es_collect(store.read_stream(stream))] == [
+                e.id for e in batch
+            ]
+
+
 # -- limits and configuration ------------------------------------------------------------------
 
 
