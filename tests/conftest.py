@@ -18,7 +18,7 @@ selected explicitly, in which case its tests fail.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,6 +28,7 @@ from eventstore_core.registry import load_backend
 
 if TYPE_CHECKING:
     from eventstore_conformance import HoldCommit, NotApplicable, Restartable, Shortfall
+    from eventstore_conformance.faults import ProxiedStore
 
     from eventstore_core.local.kafka import Tansu
 
@@ -124,13 +125,37 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def eventstore_endpoint(eventstore_url: str) -> tuple[str, int] | None:
-    """Where the fault proxy may sit: not in front of Kafka, whose client connects to the
-    address the broker advertises, whatever the URL says (a proxy would see nothing)."""
+    """Where the fault proxy sits: the server the URL names (for Kafka, its bootstrap broker;
+    ``eventstore_proxy`` then rewrites the brokers the metadata advertises)."""
     from eventstore_conformance.faults import endpoint_from_url
 
-    if eventstore_url.startswith("kafka"):
-        return None
     return endpoint_from_url(eventstore_url)
+
+
+@pytest.fixture
+def eventstore_proxy(
+    eventstore_url: str,
+    eventstore_endpoint: tuple[str, int] | None,
+    eventstore_url_through: Callable[[str, str, int], str],
+) -> Iterator[ProxiedStore]:
+    """The suite's fault proxy (``eventstore_conformance.faults``); in front of Kafka, one that
+    also names itself as the broker in metadata answers (``kafka_proxy``), since a Kafka
+    client dials the advertised broker, not the URL's."""
+    from eventstore_conformance.faults import FaultProxy, ProxiedStore
+
+    if eventstore_endpoint is None:
+        pytest.skip("the store has no network endpoint to put a proxy in front of")
+    if eventstore_url.startswith("kafka"):
+        from kafka_proxy import KafkaFaultProxy
+
+        proxy: FaultProxy = KafkaFaultProxy(*eventstore_endpoint)
+    else:
+        proxy = FaultProxy(*eventstore_endpoint)
+    proxy.start()
+    try:
+        yield ProxiedStore(eventstore_url_through(eventstore_url, proxy.host, proxy.port), proxy)
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture(scope="session")
