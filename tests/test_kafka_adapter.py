@@ -123,8 +123,12 @@ class _Withheld:
                 for tp, fetched in answer.items():
                     if self.on and tp.topic == store._topic and offset in fetched.offsets:
                         cut = fetched.offsets.index(offset)
+                        later = fetched.offsets[cut + 1 : cut + 2]
                         answer[tp] = fetched._replace(
-                            offsets=fetched.offsets[:cut], values=fetched.values[:cut], gap=True
+                            offsets=fetched.offsets[:cut],
+                            values=fetched.values[:cut],
+                            gap=True,
+                            resume=later[0] if later else -1,
                         )
                 return answer
 
@@ -149,6 +153,36 @@ async def test_a_missing_offset_is_never_stepped_over(kafka_url: str) -> None:
         withheld.on = False
         events = await es_collect(reader.read_all())
         assert [e.data["i"] for e in events] == [0, 1, 2]
+
+
+async def test_a_gap_no_record_ever_fills_is_stepped_over_after_three_hole_timeouts(
+    kafka_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a tansu restart under load leaves: an offset with no record, for good, and later
+    # records after it. Here the reader's fetches never see offset 1; the reader fails reads
+    # for a while, then steps over it (after 3 x hole_timeout) and serves what follows.
+    url = with_topic(kafka_url, _topic(), hole_timeout=0.5, request_timeout=5)
+    async with es.connect(url) as writer, es.connect(url) as reader:
+        await writer.setup()
+        await reader.setup()
+        _Withheld(reader, 1)
+        stream = f"Gap-{uuid.uuid4().hex}"
+        for i in range(3):
+            await writer.append(stream, [es.NewEvent("E", {"i": i})])
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        refused = 0
+        while True:
+            try:
+                events = await es_collect(reader.read_all())
+                break
+            except es.BackendUnavailableError:
+                refused += 1
+                assert loop.time() - started < 15, "the gap was never stepped over"
+        assert refused >= 1, "the gap was stepped over before hole_timeout"
+        assert loop.time() - started >= 1.5
+        assert [e.data["i"] for e in events] == [0, 2]
+    assert any("stepping over them" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_hole_that_fills_within_the_timeout_is_waited_for(kafka_url: str) -> None:
