@@ -193,7 +193,7 @@ def eventstore_restartable(request: pytest.FixtureRequest) -> Restartable | None
     if backend in ("kafka", "kafka3"):
         broker: Tansu = request.getfixturevalue("restartable_tansu")
         partitions = 3 if backend == "kafka3" else 1
-        url = broker.url(f"eventstore_restart{partitions}", partitions=partitions, hole_timeout=2)
+        url = broker.url(f"eventstore_restart{partitions}", partitions=partitions, hole_timeout=1)
         return Restartable(url, broker.restart)
     return None
 
