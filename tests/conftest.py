@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,9 @@ from eventstore_core.registry import load_backend
 
 if TYPE_CHECKING:
     from eventstore_conformance import HoldCommit, NotApplicable, Restartable, Shortfall
+    from eventstore_conformance.faults import ProxiedStore
+
+    from eventstore_core.local.kafka import Tansu
 
 pytest_plugins = ["eventstore_conformance"]
 
@@ -111,13 +114,37 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def eventstore_endpoint(eventstore_url: str) -> tuple[str, int] | None:
-    """Where the fault proxy may sit: not in front of Kafka, whose client connects to the
-    address the broker advertises, whatever the URL says (a proxy would see nothing)."""
+    """Where the fault proxy sits: the server the URL names (for Kafka, its bootstrap broker;
+    ``eventstore_proxy`` then rewrites the brokers the metadata advertises)."""
     from eventstore_conformance.faults import endpoint_from_url
 
-    if eventstore_url.startswith("kafka"):
-        return None
     return endpoint_from_url(eventstore_url)
+
+
+@pytest.fixture
+def eventstore_proxy(
+    eventstore_url: str,
+    eventstore_endpoint: tuple[str, int] | None,
+    eventstore_url_through: Callable[[str, str, int], str],
+) -> Iterator[ProxiedStore]:
+    """The suite's fault proxy (``eventstore_conformance.faults``); in front of Kafka, one that
+    also names itself as the broker in metadata answers (``kafka_proxy``), since a Kafka
+    client dials the advertised broker, not the URL's."""
+    from eventstore_conformance.faults import FaultProxy, ProxiedStore
+
+    if eventstore_endpoint is None:
+        pytest.skip("the store has no network endpoint to put a proxy in front of")
+    if eventstore_url.startswith("kafka"):
+        from kafka_proxy import KafkaFaultProxy
+
+        proxy: FaultProxy = KafkaFaultProxy(*eventstore_endpoint)
+    else:
+        proxy = FaultProxy(*eventstore_endpoint)
+    proxy.start()
+    try:
+        yield ProxiedStore(eventstore_url_through(eventstore_url, proxy.host, proxy.port), proxy)
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture(scope="session")
@@ -175,11 +202,30 @@ def restartable_kurrentdb() -> Iterator[Restartable | None]:
         yield Restartable(double.url, double.restart)
 
 
+@pytest.fixture(scope="session")
+def restartable_tansu() -> Iterator[Tansu]:
+    """A tansu broker of its own on S3 storage (moto), whose data survives a restart, for the
+    suite's restart test (started on first use)."""
+    from eventstore_core.local.kafka import Tansu
+
+    with Tansu(storage="s3") as broker:
+        yield broker
+
+
 @pytest.fixture
 def eventstore_restartable(request: pytest.FixtureRequest) -> Restartable | None:
-    """The suite's restart test gets a server of its own that the harness may restart."""
+    """The suite's restart test gets a server of its own that the harness may restart:
+    PostgreSQL, DynamoDB Local, the KurrentDB double, and Kafka on a tansu of its own with S3
+    storage (a topic of 1 or 3 partitions)."""
+    from eventstore_conformance import Restartable
+
     callspec = getattr(request.node, "callspec", None)
     backend = "" if callspec is None else str(callspec.params.get("eventstore_url", ""))
+    if backend in ("kafka", "kafka3"):
+        broker: Tansu = request.getfixturevalue("restartable_tansu")
+        partitions = 3 if backend == "kafka3" else 1
+        url = broker.url(f"eventstore_restart{partitions}", partitions=partitions, hole_timeout=1)
+        return Restartable(url, broker.restart)
     fixture = {
         "postgres": "restartable_postgres",
         "dynamodb": "restartable_dynamodb",
@@ -190,8 +236,6 @@ def eventstore_restartable(request: pytest.FixtureRequest) -> Restartable | None
         return None
     server: Restartable | None = request.getfixturevalue(fixture)
     if server is not None and backend == "kurrentdb-strict":
-        from eventstore_conformance import Restartable
-
         server = Restartable(server.url + "&idempotency=strict", server.restart)
     return server
 
@@ -207,17 +251,14 @@ def dynamodb_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_url() -> Iterator[str]:
-    """A Kafka-protocol broker for the session: ``EVENTSTORE_TEST_KAFKA_URL``, else tansu.
+    """A Kafka-protocol broker for the session: ``EVENTSTORE_TEST_KAFKA_URL``, else Apache
+    Kafka through testcontainers where a Docker daemon answers, else tansu.
 
     The URL's topic is a default; tests pick their own with ``with_topic``.
     """
-    from_env = os.environ.get("EVENTSTORE_TEST_KAFKA_URL")
-    if from_env:
-        yield from_env
-        return
-    from eventstore_core.local.kafka import tansu_url
+    from eventstore_core.local.kafka import kafka_url as start_kafka
 
-    with tansu_url("eventstore_test") as url:
+    with start_kafka("eventstore_test") as url:
         yield url
 
 

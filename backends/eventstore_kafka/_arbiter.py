@@ -3,42 +3,67 @@
 Kafka has no conditional append (KIP-27 was never implemented), so the store does not ask the
 broker to check anything. A writer appends one record per append to its stream's partition,
 carrying the stream, the expected-version claim and the events, *whatever the state*. Every
-store instance tails the partitions and applies this rule to each record, in offset order:
+store instance tails the partitions and applies this rule to each record, in offset order
+(with several partitions, in the judging order described below):
 
 1. **Ids.** If an event id of the record is already taken, the record is *refused* and
-   changes nothing. An id is taken when an accepted record of the same partition carries it
-   (any earlier offset), or, with several partitions, an accepted record of partition ``p``
-   at an offset below the record's frontier ``frontier[p]`` (the offsets its writer had
-   applied, and caught up to, before sending). The writer then compares its batch with the
-   stored one (the core's ``idempotent_result``): the very same batch is a retry and gets the
-   original result; anything else is a duplicate.
+   changes nothing. An id is taken when an accepted record carries it that comes earlier in
+   the *judging order* (below): with one partition, any earlier offset. The writer then
+   compares its batch with the stored one (the core's ``idempotent_result``): the very same
+   batch is a retry and gets the original result; anything else is a duplicate.
 2. **Claim.** Else, if the expected-version claim is false against the stream's accepted
    version, the record is a *conflict* and changes nothing.
 3. Else the record is *accepted*: its events take the next versions of the stream.
 
 Why this is safe:
 
-- The verdict is a pure function of the partition's log before the record (and, for other
-  partitions, of their logs below the record's frontier, which are fixed once written). Every
-  instance, in any process, replaying in any order that respects those dependencies, reaches
-  the same verdicts and the same accepted state. The broker's offset order is the only
-  serialisation point; no lock, lease or transaction is needed, so it holds on any
-  Kafka-protocol broker (tansu included) and with any number of writer processes.
+- The verdict is a pure function of the records before it in the judging order, which is
+  fixed by the log alone. Every instance, in any process, reaches the same verdicts and the
+  same accepted state. The broker's offset order is the only serialisation point; no lock,
+  lease or transaction is needed, so it holds on any Kafka-protocol broker (tansu included)
+  and with any number of writer processes.
 - A stream lives in one partition, so every earlier record of the stream precedes the record
   in that partition's order: the claim is checked against exactly the accepted history.
 - A writer learns its outcome by applying its own record with the same rule, so what it
   reports is what every reader applies; readers return accepted records only.
-- A lost acknowledgement or a stale retry sends the same batch again: its ids are taken by
-  the first copy, so it is refused and reported as the original result, never written twice.
-  Two copies racing are ordered by their offsets, and the later is refused the same way.
+- A lost acknowledgement or a stale retry sends the same batch again, to the same stream and
+  so the same partition: the first copy precedes it, its ids are taken, so it is refused and
+  reported as the original result, never written twice.
 - Offsets are dense and applied strictly in order (the tailer never steps over a hole), so a
   record can never be judged against a state that misses an earlier one.
 
-Cross-partition ids (``partitions > 1``): an id reused in another partition is caught when the
-earlier append had been applied by the writer before it sent (it catches up first), so every
-reuse that follows the first append's completion is a duplicate. Two appends that reuse one
-id at the same time in streams of different partitions can both be accepted: there is no
-order between partitions to break the tie without a cross-partition wait.
+**The judging order with several partitions.** Offsets order each partition, but nothing
+orders two partitions, and ids are unique store-wide: two appends reusing one id at the same
+moment in streams of different partitions must not both win. So every record carries a
+*stamp* (``Header.clock``: the writer's hybrid clock, microseconds, never below a stamp it has
+seen), and its *key* is ``(s, partition, offset)`` where ``s`` is the larger of its stamp and
+the key stamp of the partition's previous record (records that are not appends, such as
+ticks, count too): keys grow along each partition, and records are judged in key order, a
+merge of the partitions. The state a record is judged against is then exactly the records
+before it in that order, the same in every instance.
+
+- *When a record may be judged* (:meth:`Arbiter.ready`): when every other partition ``q`` is
+  known to hold nothing before it, that is when ``(floor(q), q) > (s, partition)``, where
+  ``floor(q)`` is a lower bound of the keys of ``q``'s records not yet applied: the key stamp
+  of its last applied record, or of its first fetched and not yet applied one (noted when it
+  had to wait). By induction every applied append precedes every one not yet applied, so no
+  record is judged before one that precedes it.
+- *No deadlock.* Waiting is on other partitions' stamps, which are read from the records
+  themselves (no verdict needed), never on their verdicts. Of all records not yet applied,
+  the one with the least key waits for nothing but that every other partition shows a later
+  stamp: a partition with records shows it as soon as they are fetched; an idle one is given
+  a *tick* (``_ticks``), a record that is no append, carries the stamp just after the waiting
+  record's and is applied as soon as it is fetched. There is no cycle: the order is total.
+- *Bounded wait.* The writer waiting for its own record sends the ticks at once; any other
+  instance (a reader whose writer died meanwhile) after ``tick_after``. Extra ticks change
+  nothing but stamps.
+- *Reuse after completion.* An append sent after another completed comes after it in the
+  order: when the first was judged, its writer knew a record of every other partition with a
+  later key, and every record written since lies after that one.
+
+The price, with several partitions only: an append is judged once every other partition has
+shown a later stamp, under load a record of its own, when idle a tick (a produce to each idle
+partition, sent in parallel). One partition needs none of it: the order is the offsets.
 
 The state is kept small (see ``docs/backends/kafka.md``): arrays of machine integers per
 record and per stream, event ids in one ``bytearray`` with an open-addressing table of
@@ -178,6 +203,7 @@ class PartitionLog:
     """
 
     __slots__ = (
+        "floor",
         "ids",
         "names",
         "next_offset",
@@ -187,6 +213,7 @@ class PartitionLog:
         "rec_offset",
         "rec_prev",
         "rec_stream",
+        "stamp",
         "stream_last",
         "stream_version",
         "streams",
@@ -206,6 +233,10 @@ class PartitionLog:
         self.ids = IdTable()
         self.next_offset = 0
         """The next offset to apply: every offset below it was applied, in order."""
+        self.stamp = 0
+        """The key stamp of the last applied record (several partitions; see the module)."""
+        self.floor = 0
+        """A lower bound of the key stamps of the records not yet applied (>= ``stamp``)."""
 
     def version_of(self, stream_id: str) -> int:
         """The stream's accepted version (0 when it has none)."""
@@ -288,36 +319,64 @@ class Arbiter:
     def __init__(self, partitions: int) -> None:
         self.logs = [PartitionLog() for _ in range(partitions)]
 
+    def key_stamp(self, partition: int, header: Header | None) -> int:
+        """The key stamp of the partition's next record: its own stamp, never below the
+        previous record's (see the module docstring)."""
+        stamp = self.logs[partition].stamp
+        if header is not None and header.clock and header.clock[0] > stamp:
+            return header.clock[0]
+        return stamp
+
     def ready(self, partition: int, header: Header) -> bool:
-        """Whether every partition the record depends on was applied far enough to judge it."""
+        """Whether no record of another partition can precede the partition's next record in
+        the judging order, so that it may be judged now; if not, note its stamp as the
+        partition's floor (what others wait for). Always true with one partition, and for a
+        record that is no append (a tick): judging it changes nothing."""
         logs = self.logs
-        frontier = header.frontier
-        for other, needed in enumerate(frontier[: len(logs)]):
-            if other != partition and logs[other].next_offset < needed:
+        if len(logs) == 1 or header.event_count == 0:
+            return True
+        stamp = self.key_stamp(partition, header)
+        for other, log in enumerate(logs):
+            if other != partition and (
+                log.floor < stamp or (log.floor == stamp and other < partition)
+            ):
+                own = logs[partition]
+                if stamp > own.floor:
+                    own.floor = stamp
                 return False
         return True
 
+    def blockers(self, partition: int, header: Header) -> dict[int, int]:
+        """The partitions that keep the partition's next record waiting, each with the stamp a
+        tick must carry to release it."""
+        stamp = self.key_stamp(partition, header)
+        return {
+            other: stamp + 1
+            for other, log in enumerate(self.logs)
+            if other != partition
+            and (log.floor < stamp or (log.floor == stamp and other < partition))
+        }
+
     def find_taken(self, partition: int, header: Header) -> list[tuple[int, int]]:
-        """``(partition, record)`` of accepted records holding any of the record's ids."""
+        """``(partition, record)`` of accepted records holding any of the record's ids.
+
+        Everything applied precedes the record in the judging order (see the module), so
+        every accepted record of every partition counts.
+        """
         logs = self.logs
         ids = header.ids
         if len(logs) == 1 and header.event_count == 1:
             # The common case, kept cheap: it runs for every record replayed on open.
             number = logs[0].ids.find(ids)
             return [] if number < 0 else [(0, logs[0].record_of_event(number))]
-        frontier = header.frontier
         taken: list[tuple[int, int]] = []
         for index in range(header.event_count):
             id16 = ids[16 * index : 16 * index + 16]
             for other, log in enumerate(logs):
-                if other != partition and (other >= len(frontier) or not frontier[other]):
-                    continue
                 number = log.ids.find(id16)
                 if number < 0:
                     continue
                 record = log.record_of_event(number)
-                if other != partition and log.rec_offset[record] >= frontier[other]:
-                    continue  # accepted after the writer's frontier: not seen (see above)
                 if (other, record) not in taken:
                     taken.append((other, record))
         return taken
@@ -327,6 +386,11 @@ class Arbiter:
         log = self.logs[partition]
         assert offset == log.next_offset, "records are applied densely, in offset order"
         log.next_offset = offset + 1
+        if len(self.logs) > 1:
+            stamp = self.key_stamp(partition, header)
+            log.stamp = stamp
+            if stamp > log.floor:
+                log.floor = stamp
         if header is None or header.event_count == 0:
             return Verdict(INVALID, 0, -1)
         count = header.event_count

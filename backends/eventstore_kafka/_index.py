@@ -10,9 +10,10 @@ Snapshots live in the topic ``<topic>.index`` (one partition, written by whichev
 applied ``index_every`` records since the snapshot it started from). A snapshot is a series
 of chunk records (``b"K"``, its 16-byte id, then up to 512 KiB of the blob) followed by a
 manifest (``b"M"``, the id, then the chunks' offsets), written last, so a torn write is never
-used. The blob is a small JSON header (sizes, frontiers, the meta topic's checkpoints and
-snapshot index) and the arrays' raw bytes. A snapshot that does not decode, or was made for
-another partition count or byte order, is ignored: the instance replays the log instead.
+used. The blob is a small JSON header (sizes, next offsets and key stamps, the meta topic's
+checkpoints and snapshot index) and the arrays' raw bytes. A snapshot that does not decode,
+or was made for another partition count, byte order or version, is ignored: the instance
+replays the log instead.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from eventstore_kafka._meta import MetaState
 
 __all__ = ["CHUNK_BYTES", "chunks_of", "decode_manifest", "dump", "load", "manifest_of"]
 
-VERSION = 1
+VERSION = 2
+"""2: each partition's key stamp (the judging order of several partitions, see _arbiter)."""
 CHUNK_BYTES = 512 * 1024
 _ARRAYS = (
     "stream_version",
@@ -52,6 +54,7 @@ def dump(arbiter: Arbiter, meta: MetaState, meta_next: int) -> bytes:
         names = "\n".join(log.names).encode()
         entry: dict[str, Any] = {
             "next": log.next_offset,
+            "stamp": log.stamp,
             "names": len(names),
             "streams": len(log.names),
             "ids": len(log.ids.ids),
@@ -125,6 +128,7 @@ def _load_log(log: PartitionLog, entry: dict[str, Any], blob: memoryview, at: in
     table.count = len(table.ids) // 16
     log.ids = table
     log.next_offset = int(entry["next"])
+    log.stamp = log.floor = int(entry["stamp"])
     return at
 
 

@@ -4,9 +4,9 @@ A record carries the stream, the expected-version claim and the events of one ap
 compact binary layout chosen so that replaying the log on open reads only a fixed header and
 the event ids (one ``struct.unpack_from`` and two slices), never the payloads::
 
-    >B q q H H H 16s   magic, claim, recorded_at (µs), len(stream), n events, len(frontier), token
+    >B q q H H H 16s   magic, claim, recorded_at (µs), len(stream), n events, len(clock), token
     stream             UTF-8
-    frontier           len(frontier) x >q: the writer's applied frontier (partitions > 1 only)
+    clock              len(clock) x >q: the record's stamp (partitions > 1 only, see _arbiter)
     ids                n x 16 bytes (UUID bytes)
     n x event          >H h h I I (len type, len correlation, len causation, len data, len
                        metadata; -1 for an absent id), then those five fields
@@ -72,16 +72,16 @@ def encode(
     events: Sequence[PreparedEvent],
     recorded_at: int,
     token: bytes,
-    frontier: Sequence[int] = (),
+    clock: Sequence[int] = (),
 ) -> bytes:
     """The value of the record for one append."""
     stream = stream_id.encode()
     parts = [
-        _HEADER.pack(MAGIC, claim, recorded_at, len(stream), len(events), len(frontier), token),
+        _HEADER.pack(MAGIC, claim, recorded_at, len(stream), len(events), len(clock), token),
         stream,
     ]
-    if frontier:
-        parts.append(struct.pack(f">{len(frontier)}q", *frontier))
+    if clock:
+        parts.append(struct.pack(f">{len(clock)}q", *clock))
     parts.extend(event.id.bytes for event in events)
     for event in events:
         type_ = event.type.encode()
@@ -117,7 +117,8 @@ class Header(NamedTuple):
     stream_id: str
     event_count: int
     token: bytes
-    frontier: tuple[int, ...]
+    clock: tuple[int, ...]
+    """The writer's stamp, ``(stamp,)``, with several partitions (see _arbiter); else empty."""
     ids: bytes
     """``event_count`` x 16 bytes."""
     events_at: int
@@ -128,21 +129,21 @@ def decode_header(value: bytes) -> Header | None:
     """The header of a record value, or None for a value this store did not write."""
     if len(value) < _HEADER.size or value[0] != MAGIC:
         return None
-    _, claim, recorded_at, stream_len, count, frontier_len, token = _HEADER.unpack_from(value)
+    _, claim, recorded_at, stream_len, count, clock_len, token = _HEADER.unpack_from(value)
     at = _HEADER.size
     try:
         stream_id = value[at : at + stream_len].decode()
     except UnicodeDecodeError:
         return None
     at += stream_len
-    frontier: tuple[int, ...] = ()
-    if frontier_len:
-        frontier = struct.unpack_from(f">{frontier_len}q", value, at)
-        at += 8 * frontier_len
+    clock: tuple[int, ...] = ()
+    if clock_len:
+        clock = struct.unpack_from(f">{clock_len}q", value, at)
+        at += 8 * clock_len
     ids = value[at : at + 16 * count]
     if len(ids) != 16 * count:
         return None
-    return Header(claim, recorded_at, stream_id, count, token, frontier, ids, at + 16 * count)
+    return Header(claim, recorded_at, stream_id, count, token, clock, ids, at + 16 * count)
 
 
 class DecodedEvent(NamedTuple):

@@ -74,6 +74,7 @@ from eventstore_kafka._index import dump as index_dump
 from eventstore_kafka._index import load as index_load
 from eventstore_kafka._meta import MetaState, decode_snapshot, encode_checkpoint, encode_snapshot
 from eventstore_kafka._records import (
+    CLAIM_ANY,
     CLAIM_NO_STREAM,
     DecodedEvent,
     claim_of,
@@ -83,6 +84,7 @@ from eventstore_kafka._records import (
     headers_of,
 )
 from eventstore_kafka._tailer import Fetcher, Tailer
+from eventstore_kafka._ticks import Ticker
 
 __all__ = ["KafkaEventStore", "KafkaOptions"]
 
@@ -226,6 +228,8 @@ class KafkaEventStore(EventStore):
         self._meta_next = 0
         self._cache = ValueCache(options.cache_bytes)
         self._pending: dict[bytes, asyncio.Future[tuple[Verdict, int]]] = {}
+        # Several partitions: ticks for records that wait on an idle partition (_ticks).
+        self._ticker = Ticker(self._send_tick, lambda p: self._arbiter.logs[p].floor)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -283,6 +287,7 @@ class KafkaEventStore(EventStore):
             raise
 
     async def _close(self) -> None:
+        self._ticker.reset()
         for future in self._pending.values():
             if not future.done():
                 future.cancel()
@@ -358,21 +363,47 @@ class KafkaEventStore(EventStore):
         tailer.collect = False  # replaying: do not fill the cache with the whole log
         tailer.next = [log_.next_offset for log_ in self._arbiter.logs] + [self._meta_next]
         self._tailer = tailer
+        # Records left waiting by writers that died before ticking (_ticks) need this
+        # instance's ticks to be judged: tick while replaying, before the background runs.
+        ticking = asyncio.ensure_future(self._ticker.run()) if self._partitions > 1 else None
         try:
             await tailer.sync(timeout=max(self.options.request_timeout, 3600))
         finally:
             tailer.collect = True
+            if ticking is not None:
+                ticking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticking
+        if self._partitions > 1:
+            await self._connect_producer(parts[:-1])
         self._tailing.set()
+
+    async def _connect_producer(self, parts: Sequence[TopicPartition]) -> None:
+        """Connect the producer to the partitions' leaders now: with several partitions an
+        instance that never appends may still have to tick (_ticks), and its first tick
+        should not wait for a connection (nor open one long after open)."""
+        assert self._client is not None
+        if self._producer is None:
+            return
+        nodes = {self._client.cluster.leader_for_partition(tp) for tp in parts}
+        with contextlib.suppress(KafkaError):
+            for node in nodes:
+                if node is not None and node >= 0:
+                    await self._producer.client.ready(node)
 
     async def _background(self) -> None:
         await self._tailing.wait()
         assert self._tailer is not None
-        if not self.options.index_every or not self._has_index:
+        indexing = bool(self.options.index_every and self._has_index)
+        if not indexing and self._partitions == 1:
             await self._tailer.run()
             return
         async with asyncio.TaskGroup() as group:
             group.create_task(self._tailer.run())
-            group.create_task(self._index_writer())
+            if indexing:
+                group.create_task(self._index_writer())
+            if self._partitions > 1:
+                group.create_task(self._ticker.run())
 
     # -- index snapshots (see _index) --------------------------------------------------------
 
@@ -523,7 +554,12 @@ class KafkaEventStore(EventStore):
         for offset, value in zip(offsets, values, strict=True):
             header = decode_header(value)
             if several and header is not None and not arbiter.ready(index, header):
-                break  # it depends on another partition's records: later
+                # Another partition may still hold a record before it (_arbiter): later,
+                # and tick that partition if it stays idle (at once for our own record).
+                self._ticker.need(
+                    index, offset, arbiter.blockers(index, header), header.token in pending
+                )
+                break
             verdict = arbiter.apply(index, offset, header)
             applied += 1
             if header is None:
@@ -674,14 +710,9 @@ class KafkaEventStore(EventStore):
             return await self._refused(events, taken, version)
         if (claim >= 0 and claim < version) or (claim == CLAIM_NO_STREAM and version > 0):
             return Refused(actual=version)
-        frontier: tuple[int, ...] = ()
-        if self._partitions > 1:
-            # Catch up first, so that an id accepted in another partition before this call
-            # is inside the record's frontier (see _arbiter).
-            await self._sync()
-            frontier = tuple(log_.next_offset for log_ in arbiter.logs)
         token = os.urandom(16)
-        value = encode(stream_id, claim, events, now_micros(), token, frontier)
+        recorded_at = now_micros()
+        value = encode(stream_id, claim, events, recorded_at, token, self._clock(recorded_at))
         headers = headers_of(stream_id, events)
         size = len(value) + sum(len(k) + len(v) + 8 for k, v in headers) + len(stream_id) + 64
         if size > self.options.max_record_bytes:
@@ -738,6 +769,29 @@ class KafkaEventStore(EventStore):
         if verdict.kind == REFUSED:
             return await self._refused(events, list(verdict.taken), verdict.version)
         raise EventStoreError(f"the record at offset {offset} was judged invalid")
+
+    def _clock(self, now: int) -> tuple[int, ...]:
+        """A record's stamp with several partitions (see _arbiter): a hybrid clock, the time
+        in microseconds but past every stamp seen, so that clocks ahead of this one slow
+        nothing for long."""
+        if self._partitions == 1:
+            return ()
+        return (max(now, 1 + max(log_.floor for log_ in self._arbiter.logs)),)
+
+    async def _send_tick(self, partition: int, stamp: int) -> None:
+        """Write a tick (a record of no events) with ``stamp`` to ``partition`` (_ticks)."""
+        tailer = await self._ready()
+        producer = self._producer
+        if producer is None:
+            return
+        value = encode("", CLAIM_ANY, (), now_micros(), os.urandom(16), (stamp,))
+        try:
+            metadata = await producer.send_and_wait(
+                self._topic, value, partition=partition, headers=[("es.tick", b"")]
+            )
+        except KafkaError as error:
+            raise BackendUnavailableError(f"a tick to {self._topic}/{partition} failed") from error
+        tailer.offer(partition, metadata.offset, value)
 
     def _taken_locally(self, events: Sequence[PreparedEvent]) -> list[tuple[int, int]]:
         taken: list[tuple[int, int]] = []

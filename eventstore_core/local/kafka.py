@@ -42,13 +42,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from eventstore_core.local import ServiceUnavailableError, free_port, stop_process
 
 __all__ = [
+    "KAFKA_IMAGE",
     "ServiceUnavailableError",
     "Tansu",
     "free_port",
+    "kafka_container_url",
+    "kafka_url",
     "tansu_binary",
     "tansu_url",
     "with_topic",
 ]
+
+KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
+"""The image of testcontainers' Kafka module (KRaft mode), where a Docker daemon answers."""
 
 STARTUP_TIMEOUT = 30.0
 
@@ -251,6 +257,39 @@ def tansu_url(
     """Run a tansu broker for the duration of the ``with``; yield a ``kafka://`` URL."""
     with Tansu(storage=storage) as broker:
         yield broker.url(topic, **options)
+
+
+@contextlib.contextmanager
+def kafka_container_url(topic: str = "eventstore", **options: object) -> Iterator[str]:
+    """Run Apache Kafka (KRaft) in a container through testcontainers; yield a ``kafka://``
+    URL. Only where a Docker daemon answers (``docker_available()``)."""
+    from testcontainers.community.kafka import KafkaContainer
+
+    with KafkaContainer(KAFKA_IMAGE).with_kraft() as container:
+        bootstrap = container.get_bootstrap_server()
+        query = f"?{urlencode({k: str(v) for k, v in options.items()})}" if options else ""
+        yield f"kafka://{bootstrap}/{topic}{query}"
+
+
+@contextlib.contextmanager
+def kafka_url(
+    topic: str = "eventstore", env_var: str = "EVENTSTORE_TEST_KAFKA_URL"
+) -> Iterator[str]:
+    """A Kafka-protocol broker for a test session, like ``postgres_url``: the URL in
+    ``env_var`` if set (used as is); else Apache Kafka through testcontainers where a Docker
+    daemon answers; else tansu (``memory://`` storage), started here."""
+    from_env = os.environ.get(env_var)
+    if from_env:
+        yield from_env
+        return
+    from eventstore_core.local.postgres import docker_available
+
+    if docker_available() and importlib.util.find_spec("testcontainers") is not None:
+        with kafka_container_url(topic) as url:
+            yield url
+        return
+    with tansu_url(topic) as url:
+        yield url
 
 
 def with_topic(url: str, topic: str, **options: object) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import pytest
 
 import eventstore_core as es
@@ -234,6 +237,52 @@ async def test_an_id_reused_in_another_stream_through_another_connection_raises(
     with pytest.raises(es.DuplicateEventIdError):
         await other.append(elsewhere, batch)
     assert await store.stream_version(elsewhere) == 0
+
+
+#: Rounds of the id race, and streams racing in each (enough for every pair of partitions
+#: of a partitioned store to meet in some round, whatever its hash of stream ids).
+ID_RACE_ROUNDS = 20
+ID_RACE_STREAMS = 9
+
+
+@requires(unique_event_ids="store")
+@store_test
+async def test_one_id_reused_at_once_in_many_streams_is_accepted_exactly_once(
+    store: es.EventStore, ctx: StoreContext
+) -> None:
+    """Appends racing to write one event id into different streams (through several
+    connections where the store has several writers): exactly one is accepted, every other
+    raises ``DuplicateEventIdError``, and the id is stored once. A partitioned store must
+    break the tie between partitions too."""
+    stores = [store]
+    if ctx.capabilities.concurrency == "multi-writer":
+        stores += [await ctx.connect() for _ in range(2)]
+    for round_ in range(ID_RACE_ROUNDS):
+        event_id = uuid.uuid4()
+        streams = [ctx.stream() for _ in range(ID_RACE_STREAMS)]
+        results = await asyncio.gather(
+            *(
+                stores[i % len(stores)].append(
+                    stream, [es.NewEvent("Raced", {"round": round_, "i": i}, id=event_id)]
+                )
+                for i, stream in enumerate(streams)
+            ),
+            return_exceptions=True,
+        )
+        unexpected = [
+            r
+            for r in results
+            if isinstance(r, BaseException) and not isinstance(r, es.DuplicateEventIdError)
+        ]
+        assert not unexpected, f"round {round_}: {unexpected!r}"
+        accepted = [
+            s for s, r in zip(streams, results, strict=True) if isinstance(r, es.AppendResult)
+        ]
+        assert len(accepted) == 1, (
+            f"round {round_}: {len(accepted)} of {len(streams)} appends reusing one id won"
+        )
+        versions = [await store.stream_version(stream) for stream in streams]
+        assert sorted(versions) == [0] * (len(streams) - 1) + [1], f"round {round_}: {versions}"
 
 
 @requires(idempotency="permanent")
