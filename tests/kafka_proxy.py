@@ -74,10 +74,7 @@ class KafkaFaultProxy(FaultProxy):
     ) -> None:
         while (frame := await _frame(reader)) is not None:
             if doomed.is_set():
-                with self._lock:
-                    self.answers_lost += 1
-                    if self._then_refuse:
-                        self._refusing = True
+                self._lose_answer()
                 return  # the answer is dropped; _handle cuts both sides
             (correlation,) = struct.unpack_from(">i", frame, 4)
             version = self._metadata.pop(correlation, None)

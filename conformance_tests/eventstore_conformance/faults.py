@@ -386,15 +386,19 @@ class FaultProxy:
             writer.write(chunk)
             await writer.drain()
 
+    def _lose_answer(self) -> None:
+        """Count an answer dropped on its way back (and refuse reconnects if asked to)."""
+        with self._lock:
+            self.answers_lost += 1
+            if self._then_refuse:
+                self._refusing = True
+
     async def _downstream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, doomed: asyncio.Event
     ) -> None:
         while chunk := await reader.read(65536):
             if doomed.is_set():
-                with self._lock:
-                    self.answers_lost += 1
-                    if self._then_refuse:
-                        self._refusing = True
+                self._lose_answer()
                 return  # the answer is dropped; _handle cuts both sides
             writer.write(chunk)
             await writer.drain()

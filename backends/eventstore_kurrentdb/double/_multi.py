@@ -103,6 +103,21 @@ class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
         self._auth = auth
         self._append_records = append_records
 
+    async def _refuse_if_too_large(
+        self, context: grpc.aio.ServicerContext[Any, Any], total: int
+    ) -> None:
+        """Abort the call as the server does once a request's records pass the size limit."""
+        if total > self._log.max_append_size:
+            await _abort_rich(
+                context,
+                grpc.StatusCode.ABORTED,
+                f"Transaction size ({total}) exceeded the maximum allowed size of "
+                f"{self._log.max_append_size}.",
+                errors_pb2.AppendTransactionSizeExceededErrorDetails(
+                    size=total, max_size=self._log.max_append_size
+                ),
+            )
+
     async def AppendSession(  # noqa: N802 (the gRPC method's name)
         self,
         request_iterator: AsyncIterator[streams_pb2.AppendRequest],
@@ -125,16 +140,7 @@ class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
             events = []
             for record in request.records:
                 total += _size_of(record)
-                if total > self._log.max_append_size:
-                    await _abort_rich(
-                        context,
-                        grpc.StatusCode.ABORTED,
-                        f"Transaction size ({total}) exceeded the maximum allowed size of "
-                        f"{self._log.max_append_size}.",
-                        errors_pb2.AppendTransactionSizeExceededErrorDetails(
-                            size=total, max_size=self._log.max_append_size
-                        ),
-                    )
+                await self._refuse_if_too_large(context, total)
                 events.append(_proposed(record))
             expected = request.expected_revision if request.HasField("expected_revision") else ANY
             writes.append(StreamWrite(request.stream, expected, events))
@@ -210,16 +216,7 @@ class MultiStreamServicer(streams_pb2_grpc.StreamsServiceServicer):
         total = 0
         for record in request.records:
             total += _size_of(record)
-            if total > self._log.max_append_size:
-                await _abort_rich(
-                    context,
-                    grpc.StatusCode.ABORTED,
-                    f"Transaction size ({total}) exceeded the maximum allowed size of "
-                    f"{self._log.max_append_size}.",
-                    errors_pb2.AppendTransactionSizeExceededErrorDetails(
-                        size=total, max_size=self._log.max_append_size
-                    ),
-                )
+            await self._refuse_if_too_large(context, total)
             events[stream_index(record.stream, ANY)].append(_proposed(record))
         writes = [
             StreamWrite(name, state, batch)
