@@ -22,7 +22,7 @@ from eventstore_kafka import KafkaEventStore
 from eventstore_kafka import _tailer as tailer_module
 from eventstore_kafka._arbiter import ACCEPTED, INVALID, REFUSED, Arbiter, Verdict
 from eventstore_kafka._records import Header, claim_of, decode_header, encode
-from eventstore_kafka._ticks import TICK_AFTER
+from eventstore_kafka._ticks import TICK_AFTER, Ticker
 
 import eventstore_core as es
 from eventstore_core.adapter import PreparedEvent, now_micros
@@ -579,3 +579,55 @@ async def test_a_torn_index_snapshot_is_ignored(store: KafkaEventStore, kafka_ur
         assert isinstance(fresh, KafkaEventStore)
         assert fresh._indexed_at == 0
         assert await fresh.stream_version(stream) == 3
+
+
+async def test_a_tick_that_could_not_be_sent_is_sent_again_without_being_asked_again() -> None:
+    # The record waiting for the tick is not looked at again until something moves (it is
+    # held), so a tick lost to a broker restart, or to the background task's restart, must be
+    # retried by the ticker itself.
+    attempts: list[tuple[int, int]] = []
+    sent = asyncio.Event()
+
+    async def send(partition: int, stamp: int) -> None:
+        attempts.append((partition, stamp))
+        if len(attempts) == 1:
+            raise es.BackendUnavailableError("the broker is restarting")
+        sent.set()
+
+    ticker = Ticker(send, floor_of=lambda partition: 0)
+    running = asyncio.create_task(ticker.run())
+    try:
+        ticker.need(0, 5, {1: 42}, urgent=True)
+        await asyncio.wait_for(sent.wait(), 10)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert attempts == [(1, 42), (1, 42)]
+    assert ticker.sent == 1
+
+
+async def test_a_tick_cut_short_by_the_background_restart_is_sent_by_the_next_run() -> None:
+    started, sent = asyncio.Event(), asyncio.Event()
+    attempts = 0
+
+    async def send(partition: int, stamp: int) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            started.set()
+            await asyncio.Event().wait()  # in flight when the task is cancelled
+        sent.set()
+
+    ticker = Ticker(send, floor_of=lambda partition: 0)
+    first = asyncio.create_task(ticker.run())
+    ticker.need(0, 5, {2: 7}, urgent=True)
+    await asyncio.wait_for(started.wait(), 10)
+    first.cancel()  # what a failing background task group does to its ticker
+    await asyncio.gather(first, return_exceptions=True)
+    second = asyncio.create_task(ticker.run())  # the supervisor's restart
+    try:
+        await asyncio.wait_for(sent.wait(), 10)
+    finally:
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+    assert attempts == 2

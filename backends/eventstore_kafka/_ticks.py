@@ -28,6 +28,8 @@ log = logging.getLogger("eventstore_kafka")
 
 TICK_AFTER = 0.5
 """Seconds a record of another instance may wait before this instance ticks for it."""
+RETRY_AFTER = 0.1
+"""Seconds before a tick that could not be sent is tried again."""
 
 
 class Ticker:
@@ -93,11 +95,25 @@ class Ticker:
     async def _tick(self, partition: int, stamp: int) -> None:
         try:
             await self._send(partition, stamp)
-            self.sent += 1
-            self._ticked[partition] = max(stamp, self._ticked.get(partition, -1))
-        except BackendUnavailableError as error:
-            # The waiting record asks again when it is next looked at (every fetch).
+        except BaseException as error:
+            # Not sent (the broker is away, or the background task is being restarted, which
+            # cancels this): the need stays, and is tried again shortly. A waiting record is
+            # not looked at again until something moves, and nothing would move without it.
+            self._again(partition, stamp)
+            if not isinstance(error, BackendUnavailableError):
+                raise
             log.debug("tick to partition %d failed: %s", partition, error)
+            return
+        self.sent += 1
+        self._ticked[partition] = max(stamp, self._ticked.get(partition, -1))
+
+    def _again(self, partition: int, stamp: int) -> None:
+        if stamp > self._needs.get(partition, -1):
+            self._needs[partition] = stamp
+        due = asyncio.get_running_loop().time() + RETRY_AFTER
+        if due < self._due:
+            self._due = due
+            self._wake.set()
 
     def reset(self) -> None:
         """Forget everything (the store closed: a reopened one replays from scratch)."""
