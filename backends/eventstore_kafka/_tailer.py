@@ -249,6 +249,10 @@ class Tailer:
         """Apply what a response holds beyond each partition's next offset."""
         loop = asyncio.get_running_loop()
         progressed = False
+        for tp, fetched in answer.items():  # held partitions too: their watermark is news
+            if tp in self.index:
+                i = self.index[tp]
+                self.highwater[i] = max(self.highwater[i], fetched.highwater)
         # With several partitions a record may depend on another partition's progress
         # (see _arbiter): apply round-robin until nothing moves.
         pending = {
@@ -419,8 +423,9 @@ class Tailer:
         self._changed = asyncio.Event()
         raise error
 
-    def _wants(self) -> dict[TopicPartition, int]:
-        """Every partition at its next offset, starting with a different one each time.
+    def _wants(self, held: bool = False) -> dict[TopicPartition, int]:
+        """Every partition at its next offset, starting with a different one each time;
+        those whose records wait for other partitions only with ``held``.
 
         tansu quirk: a fetch of several partitions returns records for the first partition
         (in request order) that has any, and none for the others. Rotating the order makes
@@ -429,7 +434,7 @@ class Tailer:
         count = len(self.partitions)
         self._turn = (self._turn + 1) % count
         order = [(self._turn + k) % count for k in range(count)]
-        return {self.partitions[i]: self.next[i] for i in order if not self._held[i][0]}
+        return {self.partitions[i]: self.next[i] for i in order if held or not self._held[i][0]}
 
     # -- the long-polling loop -------------------------------------------------------------
 
@@ -503,7 +508,10 @@ class Tailer:
                 )
                 # At the end a fetch waits its whole max_wait for news: probe with 1 ms.
                 wait = self._round_wait_ms if behind else 1
-                wants = self._wants()
+                # Held partitions too: a read syncs to every partition's high watermark as of
+                # this round, and a held one's would stay stale (a later append to it, already
+                # acknowledged, would be missed). Their records come back and are dropped.
+                wants = self._wants(held=True)
                 answer = await self._fetcher.fetch(wants, wait) if wants else {}
                 self._absorb(answer)
                 # (No wants: every partition holds records that wait, see _held.)
