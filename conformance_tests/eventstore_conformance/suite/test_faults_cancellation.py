@@ -219,11 +219,15 @@ async def test_cancelling_any_operation_at_any_point_leaves_the_store_whole(
     finally:
         await victim.close()
     # Closing gave back every task, thread and file descriptor the store took.
-    await wait_for(
-        lambda: not [t for t in asyncio.all_tasks() if t not in baseline_tasks and not t.done()],
-        10,
-        "the cancelled store's tasks to end",
-    )
+    def left() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if t not in baseline_tasks and not t.done()]
+
+    try:
+        await wait_for(lambda: not left(), 10, "the cancelled store's tasks to end")
+    except BaseException:
+        # Name them: which task outlived close() is the whole diagnosis.
+        print("tasks left after close():", [(t.get_name(), t.get_coro()) for t in left()])
+        raise
     await wait_for(lambda: thread_count() <= baseline_threads, 10, "its threads to end")
     if baseline_fds is not None:
         await wait_for(
