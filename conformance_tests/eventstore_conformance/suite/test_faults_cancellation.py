@@ -218,6 +218,7 @@ async def test_cancelling_any_operation_at_any_point_leaves_the_store_whole(
             assert snap.version >= version, f"the snapshot of {stream} went back"
     finally:
         await victim.close()
+
     # Closing gave back every task, thread and file descriptor the store took.
     def left() -> list[asyncio.Task[object]]:
         return [t for t in asyncio.all_tasks() if t not in baseline_tasks and not t.done()]
