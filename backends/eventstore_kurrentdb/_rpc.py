@@ -174,7 +174,7 @@ async def multi_append(
     """``StreamsService.AppendSession``: the commit position of the atomic multi-stream write."""
     service = client.connection.v2streams
     # Built before anything is sent: a request that cannot be built fails here, whole.
-    requests = list(AppendRequestIterator(events))
+    requests = _session_requests(events)
     try:
         response = await service._stub.AppendSession(
             iter(requests), **_call_options(client, service, timeout)
@@ -185,12 +185,26 @@ async def multi_append(
     return position
 
 
+def _session_requests(events: Iterable[NewEvents]) -> list[v2_streams_pb2.AppendRequest]:
+    """One ``AppendSession`` request per stream, built by the client's own iterator.
+
+    The iterator is asked exactly once per stream and never run to its end: it keeps the
+    ``StopIteration`` that ends it (``errored``), whose traceback holds its frame and so the
+    iterator itself, a cycle that kept every request's payload alive until the cyclic garbage
+    collector ran (13 MB of garbage per 8 MB appended, seen by the suite's stalled-subscriber
+    test as memory growth whenever a collection fell in one phase and not the other).
+    """
+    streams = list(events)
+    iterator = AppendRequestIterator(streams)
+    return [next(iterator) for _ in streams]
+
+
 def _records_request(events: Iterable[NewEvents]) -> v2_streams_pb2.AppendRecordsRequest:
     """The multi-stream append as one AppendRecords request: the AppendSession requests' own
     records, each naming its stream, and each stream's expected revision as a check (in the
     same order, so the server writes the streams in the same order)."""
     request = v2_streams_pb2.AppendRecordsRequest()
-    for session_request in AppendRequestIterator(events):
+    for session_request in _session_requests(events):
         request.checks.add().stream_state.CopyFrom(
             v2_streams_pb2.ConsistencyCheck.StreamStateCheck(
                 stream=session_request.stream, expected_state=session_request.expected_revision

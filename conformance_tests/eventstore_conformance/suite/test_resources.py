@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import tracemalloc
 
 import eventstore_core as es
@@ -23,6 +24,14 @@ async def _settle() -> None:
     """Give finishing tasks and threads a moment (callbacks, thread joins)."""
     for _ in range(5):
         await asyncio.sleep(0.02)
+
+
+def _live_bytes() -> int:
+    """Memory traced now, after a full collection: what is reachable, not garbage in
+    reference cycles that the collector frees whenever its thresholds happen to trip (which
+    would make the two phases differ by chance, not by buffering)."""
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
 
 
 def _new_tasks(before: set[asyncio.Task[object]]) -> list[asyncio.Task[object]]:
@@ -51,10 +60,10 @@ async def test_a_stalled_subscriber_does_not_buffer_without_bound(
     await _write_big(store, ctx.stream(), 20)  # warm up caches and connections
     tracemalloc.start()
     try:
-        base = tracemalloc.get_traced_memory()[0]
+        base = _live_bytes()
         await _write_big(store, ctx.stream(), STALLED_EVENTS)
         await asyncio.sleep(0.3)
-        without = tracemalloc.get_traced_memory()[0] - base
+        without = _live_bytes() - base
         marker = await ctx.marker()
         stream = ctx.stream()
         async with reader.subscribe(after=marker) as subscription:
@@ -62,10 +71,10 @@ async def test_a_stalled_subscriber_does_not_buffer_without_bound(
             waiting = asyncio.create_task(anext(subscription))
             first = await asyncio.wait_for(waiting, budget(10))
             assert first.stream_id == stream
-            base = tracemalloc.get_traced_memory()[0]
+            base = _live_bytes()
             await _write_big(store, stream, STALLED_EVENTS)
             await asyncio.sleep(0.5)  # time for any background prefetch to fill up
-            with_stalled = tracemalloc.get_traced_memory()[0] - base
+            with_stalled = _live_bytes() - base
             buffer = getattr(subscription, "_buffer", None)
             if buffer is not None:
                 assert len(buffer) <= PAGE, f"the subscription buffers {len(buffer)} events"
