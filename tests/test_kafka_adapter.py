@@ -566,6 +566,28 @@ async def test_a_new_instance_starts_from_the_index_snapshot(kafka_url: str) -> 
                 await fresh.append(stream, _events(1), expected_version=5)
 
 
+async def test_a_reader_that_writes_an_index_snapshot_opens_no_connection_after_open(
+    kafka_url: str,
+) -> None:
+    # Every connection and task of a store exists once it is open: a store that only reads
+    # still writes index snapshots, and its producer must not connect for the first one then.
+    url = with_topic(kafka_url, _topic(), index_every=20)
+    async with es.connect(url) as writer, es.connect(url) as reader:
+        await writer.setup()
+        assert isinstance(reader, KafkaEventStore)
+        await reader.stream_version("Nothing-1")
+        before = set(asyncio.all_tasks())
+        for i in range(30):
+            await writer.append(f"Indexed-{i}", _events(1))
+        for _ in range(200):  # the reader saves it within a second or two
+            if reader._indexed_at:
+                break
+            await asyncio.sleep(0.1)
+        assert reader._indexed_at, "the reader wrote no index snapshot"
+        started = [t for t in asyncio.all_tasks() - before if not t.done()]
+        assert not started, f"tasks started after open: {started}"
+
+
 async def test_a_torn_index_snapshot_is_ignored(store: KafkaEventStore, kafka_url: str) -> None:
     stream = f"Torn-{uuid.uuid4().hex}"
     await store.append(stream, _events(3))

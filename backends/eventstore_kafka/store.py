@@ -374,14 +374,16 @@ class KafkaEventStore(EventStore):
                 ticking.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticking
-        if self._partitions > 1:
-            await self._connect_producer(parts[:-1])
+        index = [TopicPartition(self._index_topic, 0)] if self._has_index else []
+        await self._connect_producer([*parts, *index])
         self._tailing.set()
 
     async def _connect_producer(self, parts: Sequence[TopicPartition]) -> None:
-        """Connect the producer to the partitions' leaders now: with several partitions an
-        instance that never appends may still have to tick (_ticks), and its first tick
-        should not wait for a connection (nor open one long after open)."""
+        """Connect the producer to the partitions' leaders now, not at its first send: with
+        several partitions an instance that never appends may still have to tick (_ticks),
+        and any instance may write an index snapshot once enough events have gone by; neither
+        should wait for a connection, nor open one long after ``open()`` (a store's
+        connections and tasks are all there once it is open)."""
         assert self._client is not None
         if self._producer is None:
             return
