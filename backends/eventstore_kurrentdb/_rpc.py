@@ -1,12 +1,13 @@
 """Two appends made through kurrentdbclient's own channel, where its async API falls short.
 
-- ``Streams.Append``: ``AsyncKurrentDBClient.append_to_stream`` always uses ``BatchAppend``,
-  whose answer carries only a commit position. ``Append`` answers the stream's new revision
-  and the position (``AppendResp.Success``: ``current_revision`` from the write's last event
-  number, ``position`` from its commit position, for a new write and for one the server
-  recognised as a retry alike; src/KurrentDB.Core/Services/Transport/Grpc/Streams.Append.cs,
-  ``ReturnCommitAt`` in Services/RequestManager/Managers/RequestManagerBase.cs). An append with
-  ANY or STREAM_EXISTS then learns its version without a second call.
+- ``Streams.BatchAppend``: ``AsyncKurrentDBClient.append_to_stream`` makes this call and keeps
+  only the commit position of its answer. The answer also carries the stream's new revision
+  (``BatchAppendResp.Success.Completed(commit, prepare, LastEventNumbers.Single)``, for a new
+  write and for one the server recognised as a retry alike;
+  src/KurrentDB.Core/Services/Transport/Grpc/Streams.BatchAppend.cs and BatchAppendResp.cs).
+  The same call made here keeps both: an append with ANY or STREAM_EXISTS learns its version
+  without a second call, whatever its size. The request is the client's own
+  (``_construct_batch_append_req``), as are its refusals (``_convert_batch_append_resp``).
 - ``StreamsService.AppendSession`` (the 25.1+ multi-stream append):
   ``AsyncKurrentDBClient.multi_append_to_stream`` catches ``asyncio.CancelledError`` and raises
   an exception in its place: ``CancelledByClientError``, which the client's ``retrygrpc``
@@ -32,6 +33,7 @@ credentials, ``requires-leader`` and the connection name are the same as its own
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -44,15 +46,12 @@ from kurrentdbclient.events import NewEvents
 from kurrentdbclient.exceptions import (
     ConsistencyChecksFailedError,
     KurrentDBClientError,
-    MaximumAppendSizeExceededError,
-    StreamIsDeletedError,
     WrongCurrentVersionError,
 )
-from kurrentdbclient.protos.v1 import shared_pb2, streams_pb2
 from kurrentdbclient.protos.v2.streams import streams_pb2 as v2_streams_pb2
 from kurrentdbclient.v2streams import AppendRequestIterator
 
-__all__ = ["Unimplemented", "append", "append_records", "multi_append", "supported"]
+__all__ = ["Unimplemented", "append_records", "batch_append", "multi_append", "supported"]
 
 
 class Unimplemented(Exception):  # noqa: N818 (the gRPC status it stands for)
@@ -62,10 +61,17 @@ class Unimplemented(Exception):  # noqa: N818 (the gRPC status it stands for)
 def supported(client: AsyncKurrentDBClient) -> bool:
     """Whether this version of the client has the parts used here (else use its own calls)."""
     connection = client.connection
-    return all(
-        hasattr(service, "_stub") and hasattr(service, "_metadata")
-        for service in (connection.streams, getattr(connection, "v2streams", None))
-    ) and hasattr(client, "_call_metadata")
+    return (
+        all(
+            hasattr(service, "_stub") and hasattr(service, "_metadata")
+            for service in (connection.streams, getattr(connection, "v2streams", None))
+        )
+        and all(
+            hasattr(connection.streams, name)
+            for name in ("_construct_batch_append_req", "_convert_batch_append_resp")
+        )
+        and hasattr(client, "_call_metadata")
+    )
 
 
 def _call_options(client: AsyncKurrentDBClient, service: Any, timeout: float) -> dict[str, Any]:
@@ -76,92 +82,46 @@ def _call_options(client: AsyncKurrentDBClient, service: Any, timeout: float) ->
     }
 
 
-def _append_requests(
-    stream_name: str, current_version: int | ClientStreamState, events: Sequence[NewEvent]
-) -> list[streams_pb2.AppendReq]:
-    options = streams_pb2.AppendReq.Options(
-        stream_identifier=shared_pb2.StreamIdentifier(stream_name=stream_name.encode())
-    )
-    if isinstance(current_version, int):
-        options.revision = current_version
-    elif current_version is ClientStreamState.NO_STREAM:
-        options.no_stream.CopyFrom(shared_pb2.Empty())
-    elif current_version is ClientStreamState.EXISTS:
-        options.stream_exists.CopyFrom(shared_pb2.Empty())
-    else:
-        options.any.CopyFrom(shared_pb2.Empty())
-    requests = [streams_pb2.AppendReq(options=options)]
-    requests.extend(
-        streams_pb2.AppendReq(
-            proposed_message=streams_pb2.AppendReq.ProposedMessage(
-                id=shared_pb2.UUID(string=str(event.id)),
-                metadata={"type": event.type, "content-type": event.content_type},
-                custom_metadata=event.metadata,
-                data=event.data,
-            )
-        )
-        for event in events
-    )
-    return requests
-
-
-def _append_error(error: grpc.RpcError, stream_name: str) -> KurrentDBClientError:
-    """``Streams.Append``'s refusals as the client's exceptions for BatchAppend's."""
-    if isinstance(error, grpc.aio.AioRpcError):
-        code, details = error.code(), error.details() or ""
-        # RpcExceptions.MaxAppendSizeExceeded / MaxAppendEventSizeExceeded (INVALID_ARGUMENT),
-        # which the client's mapping would leave a retried GrpcError.
-        if code == grpc.StatusCode.INVALID_ARGUMENT and "Maximum Append" in details:
-            return MaximumAppendSizeExceededError(details)
-        # RpcExceptions.StreamDeleted: "Event stream 's' is deleted." (FAILED_PRECONDITION).
-        if code == grpc.StatusCode.FAILED_PRECONDITION and details.endswith("is deleted."):
-            return StreamIsDeletedError(f"Stream {stream_name!r} is deleted")
-    return handle_rpc_error(error)
-
-
 @retrygrpc
 @autoreconnect
-async def append(
+async def batch_append(
     client: AsyncKurrentDBClient,
     stream_name: str,
     events: Sequence[NewEvent],
     current_version: int | ClientStreamState,
     timeout: float,  # noqa: ASYNC109 (passed to gRPC as the call deadline)
-) -> tuple[int, int | None]:
-    """``Streams.Append``: ``(last revision, commit position)`` of the write (the position is
-    ``None`` when the server answers none). Raises ``WrongCurrentVersionError`` as the client's
-    ``append_to_stream`` does."""
+) -> tuple[int | None, int]:
+    """``Streams.BatchAppend`` as the client's ``append_to_stream`` makes it, answering
+    ``(last revision, commit position)`` (the revision is ``None`` if the server names none).
+    Raises ``WrongCurrentVersionError`` and the rest as ``append_to_stream`` does."""
     service = client.connection.streams
-    requests = _append_requests(stream_name, current_version, events)
-    try:
-        response = await service._stub.Append(
-            iter(requests), **_call_options(client, service, timeout)
-        )
-    except grpc.RpcError as error:
-        raise _append_error(error, stream_name) from None
-    if response.WhichOneof("result") == "success":
-        success = response.success
-        revision = (
-            success.current_revision
-            if success.WhichOneof("current_revision_option") == "current_revision"
-            else -1
-        )
-        position = (
-            success.position.commit_position
-            if success.WhichOneof("position_option") == "position"
-            else None
-        )
-        return revision, position
-    wrong = response.wrong_expected_version
-    if wrong.WhichOneof("current_revision_option") == "current_revision":
-        actual: int | ClientStreamState = wrong.current_revision
-        message = f"Stream position of last event is {wrong.current_revision} not {current_version}"
-    else:
-        actual = ClientStreamState.NO_STREAM
-        message = f"Stream {stream_name!r} does not exist"
-    raise WrongCurrentVersionError(
-        message, stream_name=stream_name, actual_version=actual, expected_version=current_version
+    request = service._construct_batch_append_req(
+        stream_name=stream_name,
+        current_version=current_version,
+        events=events,
+        timeout=timeout,
+        correlation_id=uuid.uuid4(),
     )
+    call = service._stub.BatchAppend(iter([request]), **_call_options(client, service, timeout))
+    try:
+        async for response in call:
+            if response.WhichOneof("result") != "success":
+                service._convert_batch_append_resp(response, stream_name, current_version)
+                break  # pragma: no cover (the conversion of an error raises it)
+            success = response.success
+            revision = (
+                success.current_revision
+                if success.WhichOneof("current_revision_option") == "current_revision"
+                else None
+            )
+            position: int = success.position.commit_position
+            return revision, position
+    except grpc.RpcError as error:
+        raise handle_rpc_error(error) from None
+    finally:
+        # One request, one answer: end the call (the server holds a batch stream open).
+        call.cancel()
+    raise KurrentDBClientError("BatchAppend ended without an answer")
 
 
 @retrygrpc

@@ -9,13 +9,12 @@ What the server gives, and what the adapter adds
 - **Order and positions.** ``$all`` is one totally ordered log; an event's position is its
   ``(commit, prepare)`` pair. Reading ``$all`` forwards from a position includes the event at
   it, so a page "after P" reads from P and drops P. Subscriptions start strictly after P.
-- **Versions.** Revisions are 0-based (see ``_codec``). An append with ANY / STREAM_EXISTS
-  of up to ``_APPEND_MAX_EVENTS`` events goes through the Streams ``Append`` call (``_rpc``),
-  whose answer carries the stream's new revision and the position: its version comes in the
-  same call. Any other goes through the client's ``append_to_stream`` (BatchAppend: one
-  message per batch, where Append streams one per event), which answers only a position: the
-  version follows from an exact or NO_STREAM expectation, and a large batch with ANY /
-  STREAM_EXISTS (or any, with a client too old for ``_rpc``) reads its last event back.
+- **Versions.** Revisions are 0-based (see ``_codec``). Every append is one BatchAppend
+  call, whose answer carries the stream's new revision and the position. An append with ANY /
+  STREAM_EXISTS makes that call itself (``_rpc``) to keep the revision, which the client's
+  ``append_to_stream`` drops: its version comes in the same call. Any other goes through
+  ``append_to_stream``, and its version follows from its exact or NO_STREAM expectation.
+  (With a client too old for ``_rpc``, an append with ANY reads its last event back.)
 - **Cancellation** stays cancellation: strict mode's multi-stream append is made through
   ``_rpc`` too, because the client's own turns a cancelled call into a re-sent append or a
   raw ``RuntimeError``.
@@ -128,12 +127,6 @@ _CLIENT_FIELDS: Final = {name.upper(): name for name in VALID_CONNECTION_QUERY_S
 _SNAPSHOT_RETRIES: Final = 10
 #: How far back the default mode looks for a refused batch's ids (see _refused_in_window).
 _TAIL_WINDOW: Final = 100
-#: Up to this many events, an append whose version is not known beforehand (ANY,
-#: STREAM_EXISTS) goes through Streams.Append, which answers the new revision; a larger one
-#: through BatchAppend and one read of its last event. Append streams one message per event,
-#: BatchAppend sends one for the batch: on the double one Append of 10 events costs about
-#: what BatchAppend and the read cost together, and one of 100 about 1.7 times as much.
-_APPEND_MAX_EVENTS: Final = 10
 
 
 class KurrentDBOptions(StoreOptions):
@@ -257,14 +250,15 @@ class KurrentDBEventStore(EventStore):
         current_version = client_expected(expected)
         try:
             with translated(writing=True, what=f"appending to {stream_id!r}"):
-                if self._rpc and _version_unknown(expected) and len(events) <= _APPEND_MAX_EVENTS:
-                    # Streams.Append answers the new revision too: no read-back for ANY.
-                    revision, commit = await _rpc.append(
+                if self._rpc and _version_unknown(expected):
+                    # The same BatchAppend as the client's, keeping the revision it answers:
+                    # no read-back for ANY.
+                    revision, commit = await _rpc.batch_append(
                         self.client, stream_id, client_events, current_version, self._timeout
                     )
-                    if commit is None:  # pragma: no cover (a write of events has a position)
-                        raise EventStoreError(f"appending to {stream_id!r}: no position answered")
-                    return Written(version=revision + 1, position=Position.of(commit, commit))
+                    if revision is not None:
+                        return Written(version=revision + 1, position=Position.of(commit, commit))
+                    return await self._written(stream_id, commit, expected, len(events))
                 commit = await self.client.append_to_stream(
                     stream_id,
                     events=client_events,
