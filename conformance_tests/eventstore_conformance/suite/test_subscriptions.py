@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import statistics
 import time
 
 import eventstore_core as es
@@ -123,8 +124,12 @@ async def test_events_from_another_connection_arrive_live_without_the_fallback_p
     assert latency < LIVE_LATENCY, f"live delivery took {latency:.2f}s"
 
 
-#: The median delivery latency that tells a push (or an immediate wake-up) from a poll.
-PUSH_MEDIAN_LATENCY = 0.015
+#: The median time from an append's acknowledgement to the event's delivery on another
+#: connection that tells a push (or an immediate wake-up) from a poll. Measured on a 2-core
+#: machine: push stores 0.1-1.5 ms (a few ms under load), pollers 25-40 ms (none under 17 ms)
+#: with their default watch intervals of 50 and 100 ms. Timed from the acknowledgement, not
+#: from the call: the append's own round trip, which stretches with the load, is not counted.
+PUSH_MEDIAN_DELAY = 0.010
 
 
 @requires(live_subscriptions="push")
@@ -133,13 +138,14 @@ async def test_a_push_store_delivers_commits_from_elsewhere_without_a_poll_inter
     ctx: StoreContext,
 ) -> None:
     """``live_subscriptions="push"`` holds: events appended through another connection reach
-    a subscriber whose fallback poll is all but off in a median under 15 ms over 15 events —
-    faster than any poll interval a store would choose. A polling store fails this."""
+    a subscriber whose fallback poll is all but off in a median under 10 ms after each
+    append's acknowledgement, over 15 events — sooner than any poll interval a store would
+    choose. A polling store fails this."""
     subscriber = await ctx.connect(poll_interval=30.0)
     writer = await ctx.connect()
     marker = await ctx.marker(writer)
     stream = ctx.stream()
-    latencies: list[float] = []
+    delays: list[float] = []
     arrived: dict[object, float] = {}
 
     async def consume(subscription: es.Subscription) -> None:
@@ -153,16 +159,19 @@ async def test_a_push_store_delivers_commits_from_elsewhere_without_a_poll_inter
             for _ in range(15):
                 await asyncio.sleep(0.02)  # let it settle into waiting for news
                 [event] = new_events(1)
-                started = time.monotonic()
                 await writer.append(stream, [event])
+                acknowledged = time.monotonic()
                 await wait_for(
                     functools.partial(arrived.__contains__, event.id), 10.0, "a live event", 0.0005
                 )
-                latencies.append(arrived[event.id] - started)
+                # (Delivered before the append returned: a negative delay, counted as such.)
+                delays.append(arrived[event.id] - acknowledged)
         finally:
             consumer.cancel()
-    median = sorted(latencies)[len(latencies) // 2]
-    assert median < PUSH_MEDIAN_LATENCY, f"median live latency {median * 1000:.1f} ms"
+    median = statistics.median(delays)
+    assert median < PUSH_MEDIAN_DELAY, (
+        f"median delivery {median * 1000:.1f} ms after the append's acknowledgement"
+    )
 
 
 @store_test
