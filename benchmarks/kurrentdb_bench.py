@@ -7,7 +7,8 @@ Without ``--url`` the server is the protocol double (``eventstore_kurrentdb.doub
 Python process on the same cores: its figures measure **the library's overhead only**, never
 KurrentDB's speed. Read the ratio column.
 
-Scenarios (each side gets the same number of operations, after a warm-up):
+Scenarios (each side gets the same number of operations, after a warm-up; both sides encode
+each event's JSON payload, as any user of the raw client must):
 
 * 16 concurrent single-event appends, new streams (``NO_STREAM``; the raw client's
   ``append_to_stream`` with ``StreamState.NO_STREAM``) and to existing streams with ANY (the
@@ -38,7 +39,6 @@ from eventstore_core.local.kurrentdb import kurrentdb_double
 from eventstore_core.serialization import dumps
 
 PAYLOAD = {"order": 42, "sku": "ABC-123", "qty": 3, "note": "x" * 150}  # ~200 B of JSON
-DATA = dumps(PAYLOAD)
 
 
 def _with(url: str, query: str) -> str:
@@ -74,7 +74,7 @@ async def bench(
             4,
             lambda i: raw.append_to_stream(
                 f"w{tag}-{i}",
-                events=[NewEvent(type="E", data=DATA)],
+                events=[NewEvent(type="E", data=dumps(PAYLOAD))],
                 current_version=StreamState.ANY,
             ),
         )
@@ -99,7 +99,7 @@ async def bench(
         def raw_append(stream: str, count: int, state: int | StreamState) -> Awaitable[int]:
             return raw.append_to_stream(
                 stream,
-                events=[NewEvent(type="E", data=DATA) for _ in range(count)],
+                events=[NewEvent(type="E", data=dumps(PAYLOAD)) for _ in range(count)],
                 current_version=state,
             )
 
@@ -231,7 +231,7 @@ async def _latency_raw(raw: AsyncKurrentDBClient, tag: str, samples: int) -> flo
         sent = time.perf_counter()
         await raw.append_to_stream(
             f"l{tag}-{i}",
-            events=[NewEvent(type="E", data=DATA)],
+            events=[NewEvent(type="E", data=dumps(PAYLOAD))],
             current_version=StreamState.NO_STREAM,
         )
         times.append((await asyncio.wait_for(seen.get(), 10)) - sent)
