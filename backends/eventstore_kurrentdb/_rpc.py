@@ -1,4 +1,4 @@
-"""Two appends made through kurrentdbclient's own channel, where its async API falls short.
+"""Appends made through kurrentdbclient's own channel, where its async API falls short.
 
 - ``Streams.BatchAppend``: ``AsyncKurrentDBClient.append_to_stream`` makes this call and keeps
   only the commit position of its answer. The answer also carries the stream's new revision
