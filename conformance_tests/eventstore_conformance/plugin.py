@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import eventstore_core as es
+from eventstore_conformance import _ast_race
 from eventstore_conformance.faults import hold_summary
 from eventstore_conformance.harness import MARKER_NAME
 from eventstore_conformance.shortfalls import Shortfall, matching
@@ -111,7 +112,9 @@ def pytest_load_initial_conftests(
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the capability marker."""
+    """Register the capability marker; make ``ast.parse`` survive a CPython thread race
+    (see ``_ast_race``) that can otherwise end a run while a failure is being formatted."""
+    _ast_race.install()
     config.addinivalue_line(
         "markers",
         f"{MARKER_NAME}(**capabilities): the conformance test holds only for stores with these "
