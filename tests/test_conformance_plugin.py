@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -226,3 +228,34 @@ def test_the_exit_guard_ends_a_process_a_leaked_thread_would_keep_alive(tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert "still running after the session (leaked-worker)" in result.stderr
+
+
+async def test_stopping_the_fault_proxy_with_open_connections_logs_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its handlers end when their connections are cut, not by a cancel that asyncio's
+    start_server callback would log (with a traceback formatted on the proxy's thread)."""
+    from eventstore_conformance.faults import FaultProxy
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1024):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    proxy = FaultProxy("127.0.0.1", port).start()
+    connections = [await asyncio.open_connection(proxy.host, proxy.port) for _ in range(3)]
+    for reader, writer in connections:
+        writer.write(b"ping")
+        await writer.drain()
+        assert await reader.readexactly(4) == b"ping"
+    with caplog.at_level(logging.WARNING):
+        await asyncio.to_thread(proxy.stop)
+    for reader, writer in connections:
+        assert await reader.read() == b""  # cut by the proxy
+        writer.close()
+    server.close()
+    await server.wait_closed()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

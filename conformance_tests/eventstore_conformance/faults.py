@@ -331,6 +331,11 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
         await self._cut_all()
+        # Cut connections end their handlers by themselves. A handler cancelled instead would
+        # be logged as an error by asyncio's start_server callback on Python 3.11 (it asks a
+        # cancelled task for its exception), with a traceback formatted on this thread.
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=5)
         for task in list(self._handlers):
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
@@ -371,6 +376,8 @@ class FaultProxy:
             for writer in (client_w, server_w):
                 writer.transport.abort()
                 self._writers.discard(writer)
+            # Retrieved: a pump that failed (a reset connection) is no error of the proxy.
+            await asyncio.gather(upstream, downstream, return_exceptions=True)
 
     async def _upstream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, doomed: asyncio.Event
