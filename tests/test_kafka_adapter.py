@@ -135,12 +135,21 @@ class _Withheld:
             fetcher.fetch = fetch  # type: ignore[method-assign]
 
 
+async def _withhold(store: es.EventStore, offset: int) -> _Withheld:
+    """Withhold ``offset`` from the store's fetches from now on. A long poll sent before the
+    patch would still bring it: wait for that one to end (caught up, a poll waits
+    fetch_wait_ms, 10 ms)."""
+    withheld = _Withheld(store, offset)
+    await asyncio.sleep(0.2)
+    return withheld
+
+
 async def test_a_missing_offset_is_never_stepped_over(kafka_url: str) -> None:
     url = with_topic(kafka_url, _topic(), hole_timeout=1.5, request_timeout=5)
     async with es.connect(url) as writer, es.connect(url) as reader:
         await writer.setup()
         await reader.setup()
-        withheld = _Withheld(reader, 1)
+        withheld = await _withhold(reader, 1)
         stream = f"Hole-{uuid.uuid4().hex}"
         for i in range(3):
             await writer.append(stream, [es.NewEvent("E", {"i": i})])
@@ -155,6 +164,29 @@ async def test_a_missing_offset_is_never_stepped_over(kafka_url: str) -> None:
         assert [e.data["i"] for e in events] == [0, 1, 2]
 
 
+async def test_an_append_that_cannot_be_read_back_says_maybe_applied_and_where_the_log_stands(
+    kafka_url: str,
+) -> None:
+    # Another writer's record (offset 1) never reaches this store's fetches, so its own record
+    # after it (offset 2) cannot be judged: the error says it may be applied, and where the
+    # partition stands, which is the whole diagnosis of such a wait.
+    url = with_topic(kafka_url, _topic(), hole_timeout=60, request_timeout=1.5)
+    async with es.connect(url) as other, es.connect(url) as store:
+        await other.setup()
+        await store.setup()
+        await _withhold(store, 1)
+        stream = f"Stuck-{uuid.uuid4().hex}"
+        await store.append(stream, [es.NewEvent("E", {"i": 0})])
+        await other.append(f"Other-{uuid.uuid4().hex}", [es.NewEvent("E", {})])
+        print("DBG", store._tailer.describe())
+        with pytest.raises(es.BackendUnavailableError) as raised:
+            await store.append(stream, [es.NewEvent("E", {"i": 1})])
+        assert raised.value.maybe_applied
+        message = str(raised.value)
+        assert "written at offset 2 but could not be read back" in message
+        assert "/0 at 1 of" in message, message
+
+
 async def test_a_gap_no_record_ever_fills_is_stepped_over_after_three_hole_timeouts(
     kafka_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -165,7 +197,7 @@ async def test_a_gap_no_record_ever_fills_is_stepped_over_after_three_hole_timeo
     async with es.connect(url) as writer, es.connect(url) as reader:
         await writer.setup()
         await reader.setup()
-        _Withheld(reader, 1)
+        await _withhold(reader, 1)
         stream = f"Gap-{uuid.uuid4().hex}"
         for i in range(3):
             await writer.append(stream, [es.NewEvent("E", {"i": i})])
@@ -190,7 +222,7 @@ async def test_a_hole_that_fills_within_the_timeout_is_waited_for(kafka_url: str
     async with es.connect(url) as writer, es.connect(url) as reader:
         await writer.setup()
         await reader.setup()
-        withheld = _Withheld(reader, 1)
+        withheld = await _withhold(reader, 1)
         stream = f"Hole-{uuid.uuid4().hex}"
         for i in range(3):
             await writer.append(stream, [es.NewEvent("E", {"i": i})])

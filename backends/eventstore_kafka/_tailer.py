@@ -586,6 +586,20 @@ class Tailer:
         wanted = range(len(self.partitions)) if indexes is None else indexes
         await self.reach({i: self.highwater[i] for i in wanted}, timeout)
 
+    def describe(self) -> str:
+        """Where each partition stands, for an error message: applied up to its next offset,
+        of its high watermark, and how many fetched records wait for other partitions."""
+        parts = []
+        for i, tp in enumerate(self.partitions):
+            held = len(self._held[i][0])
+            waiting = f", {held} waiting for other partitions" if held else ""
+            offered = f", {len(self._offered[i])} own ahead" if self._offered[i] else ""
+            parts.append(
+                f"{tp.topic}/{tp.partition} at {self.next[i]} of {self.highwater[i]}"
+                f"{waiting}{offered}"
+            )
+        return "; ".join(parts)
+
     def progress_event(self) -> asyncio.Event:
         """An event set at the next progress (or failure): take it before looking."""
         return self._changed

@@ -115,6 +115,12 @@ class Ticker:
             self._due = due
             self._wake.set()
 
+    def describe(self) -> str:
+        """The ticks asked for and those written, for an error message."""
+        needs = ", ".join(f"{p}: {stamp}" for p, stamp in sorted(self._needs.items()))
+        ticked = ", ".join(f"{p}: {stamp}" for p, stamp in sorted(self._ticked.items()))
+        return f"ticks due {{{needs}}}, written {{{ticked}}}, {self.sent} sent"
+
     def reset(self) -> None:
         """Forget everything (the store closed: a reopened one replays from scratch)."""
         self._needs.clear()

@@ -750,7 +750,7 @@ class KafkaEventStore(EventStore):
             except TimeoutError:
                 raise BackendUnavailableError(
                     f"the record was written at offset {metadata.offset} but could not be read "
-                    f"back within request_timeout={timeout}s",
+                    f"back within request_timeout={timeout}s ({self._standing(tailer)})",
                     maybe_applied=True,
                 ) from None
             if not future.done():
@@ -771,6 +771,13 @@ class KafkaEventStore(EventStore):
         if verdict.kind == REFUSED:
             return await self._refused(events, list(verdict.taken), verdict.version)
         raise EventStoreError(f"the record at offset {offset} was judged invalid")
+
+    def _standing(self, tailer: Tailer) -> str:
+        """Where the tailer, and with several partitions the judging, stand (for errors)."""
+        if self._partitions == 1:
+            return tailer.describe()
+        floors = ", ".join(str(log_.floor) for log_ in self._arbiter.logs)
+        return f"{tailer.describe()}; floors [{floors}]; {self._ticker.describe()}"
 
     def _clock(self, now: int) -> tuple[int, ...]:
         """A record's stamp with several partitions (see _arbiter): a hybrid clock, the time
