@@ -178,7 +178,6 @@ async def test_an_append_that_cannot_be_read_back_says_maybe_applied_and_where_t
         stream = f"Stuck-{uuid.uuid4().hex}"
         await store.append(stream, [es.NewEvent("E", {"i": 0})])
         await other.append(f"Other-{uuid.uuid4().hex}", [es.NewEvent("E", {})])
-        print("DBG", store._tailer.describe())
         with pytest.raises(es.BackendUnavailableError) as raised:
             await store.append(stream, [es.NewEvent("E", {"i": 1})])
         assert raised.value.maybe_applied
