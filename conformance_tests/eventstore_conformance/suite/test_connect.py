@@ -29,8 +29,10 @@ def test_connect_does_no_io(eventstore_url: str) -> None:
     store = es.connect(eventstore_url)
     assert isinstance(store, es.EventStore)
     assert not store.is_open
-    assert thread_count() == threads, "connect() started a thread"
-    assert open_fd_count() == fds, "connect() opened a file or socket"
+    # At most as many: a driver thread of an earlier test may end, or close a socket of its
+    # own, meanwhile (grpc's poller was seen closing one); connect() itself must add none.
+    assert thread_count() <= threads, "connect() started a thread"
+    assert (open_fd_count() or 0) <= (fds or 0), "connect() opened a file or socket"
 
 
 def test_connect_rejects_an_unknown_keyword_option(eventstore_url: str) -> None:
