@@ -53,6 +53,9 @@ class Ticker:
         """Per partition, the highest stamp a written tick carries: it is in the log and will
         be fetched, so a lower one is never sent again."""
         self._wake = asyncio.Event()
+        self._sending: dict[int, tuple[int, float]] = {}
+        """Per partition, the stamp of the tick being sent and since when (diagnostics)."""
+        self._running = False
         #: Ticks sent (for tests and measurements).
         self.sent = 0
 
@@ -74,6 +77,13 @@ class Ticker:
     async def run(self) -> None:
         """Send ticks as they fall due, until cancelled (a task of the store's background)."""
         loop = asyncio.get_running_loop()
+        self._running = True
+        try:
+            await self._loop(loop)
+        finally:
+            self._running = False
+
+    async def _loop(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
             delay = self._due - loop.time()
             if not self._needs or delay > 0:
@@ -93,9 +103,11 @@ class Ticker:
                 await asyncio.gather(*(self._tick(p, stamp) for p, stamp in needs.items()))
 
     async def _tick(self, partition: int, stamp: int) -> None:
+        self._sending[partition] = (stamp, asyncio.get_running_loop().time())
         try:
             await self._send(partition, stamp)
         except BaseException as error:
+            self._sending.pop(partition, None)
             # Not sent (the broker is away, or the background task is being restarted, which
             # cancels this): the need stays, and is tried again shortly. A waiting record is
             # not looked at again until something moves, and nothing would move without it.
@@ -104,6 +116,7 @@ class Ticker:
                 raise
             log.debug("tick to partition %d failed: %s", partition, error)
             return
+        self._sending.pop(partition, None)
         self.sent += 1
         self._ticked[partition] = max(stamp, self._ticked.get(partition, -1))
 
@@ -116,10 +129,20 @@ class Ticker:
             self._wake.set()
 
     def describe(self) -> str:
-        """The ticks asked for and those written, for an error message."""
+        """The ticks asked for, being sent and written, for an error message."""
+        now = asyncio.get_running_loop().time()
         needs = ", ".join(f"{p}: {stamp}" for p, stamp in sorted(self._needs.items()))
+        due = "" if math.isinf(self._due) else f" in {self._due - now:.3f}s"
+        sending = ", ".join(
+            f"{p}: {stamp} for {now - since:.1f}s"
+            for p, (stamp, since) in sorted(self._sending.items())
+        )
         ticked = ", ".join(f"{p}: {stamp}" for p, stamp in sorted(self._ticked.items()))
-        return f"ticks due {{{needs}}}, written {{{ticked}}}, {self.sent} sent"
+        state = "running" if self._running else "not running"
+        return (
+            f"ticker {state}: ticks due{due} {{{needs}}}, sending {{{sending}}}, "
+            f"written {{{ticked}}}, {self.sent} sent"
+        )
 
     def reset(self) -> None:
         """Forget everything (the store closed: a reopened one replays from scratch)."""
