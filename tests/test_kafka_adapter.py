@@ -424,6 +424,41 @@ async def test_a_record_its_writer_left_waiting_is_released_by_a_readers_tick(
     assert loop.time() - started < TICK_AFTER + 10
 
 
+# -- the harness's broker ----------------------------------------------------------------------
+
+
+def test_a_broker_whose_chosen_port_was_taken_meanwhile_starts_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another process (or this one's S3 server) binds the port between choosing and binding:
+    # tansu fails with "address in use", and the harness moves to another port.
+    import socket
+
+    from eventstore_core.local import kafka as local_kafka
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = iter([busy])
+        real = local_kafka.free_port
+        monkeypatch.setattr(local_kafka, "free_port", lambda: next(ports, None) or real())
+        with Tansu() as broker:
+            assert broker.port != busy
+            assert broker.running
+            assert broker.url().startswith(f"kafka://127.0.0.1:{broker.port}/")
+
+
+def test_the_s3_server_never_takes_the_port_chosen_for_the_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from eventstore_core.local import kafka as local_kafka
+
+    ports = iter([4321, 4321, 5432])
+    monkeypatch.setattr(local_kafka, "free_port", lambda: next(ports))
+    assert local_kafka._MotoS3("bucket", avoid=4321).port == 5432
+
+
 # -- broker restart ----------------------------------------------------------------------------
 
 

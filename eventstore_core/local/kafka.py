@@ -96,9 +96,13 @@ def _api_versions_answers(port: int) -> bool:
 class _MotoS3:
     """moto's S3 server in a thread of this process, with one bucket."""
 
-    def __init__(self, bucket: str) -> None:
+    def __init__(self, bucket: str, avoid: int) -> None:
         self.bucket = bucket
+        # Not the broker's port: free_port() may hand out the port it chose a moment ago, still
+        # free because the broker has not bound it yet (seen: tansu then failed, address in use).
         self.port = free_port()
+        while self.port == avoid:
+            self.port = free_port()
         self._server: Any = None
 
     @property
@@ -147,6 +151,8 @@ class Tansu:
             raise ValueError(f"storage must be 'memory' or 's3', got {storage!r}")
         self.storage: Storage = storage
         self.port = port or free_port()
+        self._port_chosen = port is None
+        """Whether the port is this object's choice, which a first start may change."""
         self._process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
         self._s3: _MotoS3 | None = None
@@ -167,13 +173,31 @@ class Tansu:
         return f"kafka://{self.bootstrap}/{topic}{query}"
 
     def start(self) -> Tansu:
-        """Start the broker (and the S3 server on first start); wait until it answers."""
+        """Start the broker (and the S3 server on first start); wait until it answers.
+
+        A port chosen here (none given) that another process took between choosing and
+        binding is given up, on the first start only, for another one: restarts keep the
+        port, since the stores connected to it come back to it.
+        """
         if self.running:
             return self
+        for attempt in range(3):
+            try:
+                return self._start()
+            except ServiceUnavailableError as error:
+                if not (self._port_chosen and "AddrInUse" in str(error)) or attempt == 2:
+                    self.stop()
+                    raise
+                taken = {self.port, self._s3.port if self._s3 is not None else 0}
+                while self.port in taken:
+                    self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> Tansu:
         env = dict(os.environ)
         if self.storage == "s3":
             if self._s3 is None:
-                self._s3 = _MotoS3("tansu")
+                self._s3 = _MotoS3("tansu", avoid=self.port)
                 self._s3.start()
             engine = f"s3://{self._s3.bucket}/"
             env.update(
@@ -210,9 +234,10 @@ class Tansu:
         while not _api_versions_answers(self.port):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 tail = self._log.read_text(errors="replace")[-2000:]
-                self.stop()
+                self._stop_broker()  # (start() stops the S3 server unless it tries again)
                 raise ServiceUnavailableError(f"tansu did not start:\n{tail}")
             time.sleep(0.05)
+        self._port_chosen = False  # from now on the port is the broker's address
         return self
 
     def _stop_broker(self) -> None:
