@@ -424,6 +424,38 @@ async def test_a_record_its_writer_left_waiting_is_released_by_a_readers_tick(
     assert loop.time() - started < TICK_AFTER + 10
 
 
+async def test_a_burst_of_cancelled_appends_holds_up_no_later_append(kafka_url: str) -> None:
+    # Three partitions, every stream in partition 0: each record waits for ticks to the idle
+    # partitions 1 and 2. The records of cancelled appends were ticked for only after
+    # tick_after (0.5 s) each, as if their writer had died, and a later append waited for
+    # all of them: minutes after a burst of a few hundred. They are ticked for at once now.
+    import random
+
+    url = with_topic(kafka_url, _topic(), partitions=3, request_timeout=10)
+    async with es.connect(url) as store:
+        assert isinstance(store, KafkaEventStore)
+        await store.setup()
+        streams: list[str] = []
+        while len(streams) < 4:
+            name = f"Burst-{uuid.uuid4().hex[:8]}"
+            if store._partition_of(name) == 0:
+                streams.append(name)
+        rng = random.Random(20261202)
+        cancelled = 0
+        for _ in range(200):
+            task = asyncio.ensure_future(store.append(rng.choice(streams), _events(1)))
+            await asyncio.wait({task}, timeout=rng.uniform(0, 0.004))
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            cancelled += task.cancelled()
+        assert cancelled > 50
+        # Within request_timeout (10 s): the old code needed 0.5 s per cancelled record.
+        result = await store.append(streams[0], _events(1))
+        assert result.version >= 1
+        assert await store.stream_version(streams[0]) == result.version
+
+
 # -- the harness's broker ----------------------------------------------------------------------
 
 

@@ -99,6 +99,8 @@ _TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.by
 _RECORD_OVERHEAD = 4096
 # An event's share of that: its id (16), lengths (12), es.event_id and es.type headers (~60).
 _PER_EVENT = 128
+_ABANDONED_KEPT = 4096
+"""Tokens of abandoned appends kept for urgent ticks (16 bytes each, see ``_abandoned``)."""
 
 
 def _broker_address(host: str) -> str:
@@ -228,6 +230,13 @@ class KafkaEventStore(EventStore):
         self._meta_next = 0
         self._cache = ValueCache(options.cache_bytes)
         self._pending: dict[bytes, asyncio.Future[tuple[Verdict, int]]] = {}
+        self._abandoned: dict[bytes, None] = {}
+        """Tokens of this instance's appends that ended without a verdict (cancelled, or
+        failed after sending), oldest first, at most ``_ABANDONED_KEPT``: their records may be
+        in the log, and with several partitions they are ticked for at once like a pending
+        append's. Ticked only after ``tick_after`` (a dead writer's record), each of a burst
+        of cancelled appends held up every later append by that much: 300 cancelled appends
+        stalled the next one for minutes."""
         # Several partitions: ticks for records that wait on an idle partition (_ticks).
         self._ticker = Ticker(self._send_tick, lambda p: self._arbiter.logs[p].floor)
 
@@ -292,6 +301,7 @@ class KafkaEventStore(EventStore):
             if not future.done():
                 future.cancel()
         self._pending.clear()
+        self._abandoned.clear()
         producer, self._producer = self._producer, None
         clients = (self._client, self._poll_client)
         self._client = self._poll_client = None
@@ -558,9 +568,8 @@ class KafkaEventStore(EventStore):
             if several and header is not None and not arbiter.ready(index, header):
                 # Another partition may still hold a record before it (_arbiter): later,
                 # and tick that partition if it stays idle (at once for our own record).
-                self._ticker.need(
-                    index, offset, arbiter.blockers(index, header), header.token in pending
-                )
+                urgent = header.token in pending or header.token in self._abandoned
+                self._ticker.need(index, offset, arbiter.blockers(index, header), urgent)
                 break
             verdict = arbiter.apply(index, offset, header)
             applied += 1
@@ -568,6 +577,8 @@ class KafkaEventStore(EventStore):
                 continue
             if verdict.kind == ACCEPTED and collect:
                 self._cache.put((index, offset), value)
+            if self._abandoned:
+                self._abandoned.pop(header.token, None)
             future = pending.pop(header.token, None) if pending else None
             if future is not None and not future.done():
                 future.set_result((verdict, offset))
@@ -761,6 +772,8 @@ class KafkaEventStore(EventStore):
             verdict, offset = future.result()
         finally:
             self._pending.pop(token, None)
+            if not future.done() and self._partitions > 1:
+                self._abandon(token)
         if verdict.kind == ACCEPTED:
             return Written(
                 version=verdict.version,
@@ -778,6 +791,13 @@ class KafkaEventStore(EventStore):
             return tailer.describe()
         floors = ", ".join(str(log_.floor) for log_ in self._arbiter.logs)
         return f"{tailer.describe()}; floors [{floors}]; {self._ticker.describe()}"
+
+    def _abandon(self, token: bytes) -> None:
+        """Keep the token of an append that ended without a verdict (see ``_abandoned``)."""
+        abandoned = self._abandoned
+        abandoned[token] = None
+        if len(abandoned) > _ABANDONED_KEPT:  # never sent, most likely: forget the oldest
+            del abandoned[next(iter(abandoned))]
 
     def _clock(self, now: int) -> tuple[int, ...]:
         """A record's stamp with several partitions (see _arbiter): a hybrid clock, the time
