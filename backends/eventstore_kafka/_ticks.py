@@ -107,7 +107,6 @@ class Ticker:
         try:
             await self._send(partition, stamp)
         except BaseException as error:
-            self._sending.pop(partition, None)
             # Not sent (the broker is away, or the background task is being restarted, which
             # cancels this): the need stays, and is tried again shortly. A waiting record is
             # not looked at again until something moves, and nothing would move without it.
@@ -116,7 +115,8 @@ class Ticker:
                 raise
             log.debug("tick to partition %d failed: %s", partition, error)
             return
-        self._sending.pop(partition, None)
+        finally:
+            self._sending.pop(partition, None)
         self.sent += 1
         self._ticked[partition] = max(stamp, self._ticked.get(partition, -1))
 
