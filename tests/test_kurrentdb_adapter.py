@@ -518,6 +518,66 @@ async def test_a_live_subscription_resumes_after_the_server_restarts(
         assert got == [0, 1, 2, 3]
 
 
+def _reconnect_right_after(client: AsyncKurrentDBClient, method: str) -> None:
+    """Make the client's next ``method`` call reconnect the client before the response it
+    made has run a step: what another call's ``UNAVAILABLE`` does at that moment."""
+    original = getattr(client, method)
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        setattr(client, method, original)
+        response = await original(*args, **kwargs)
+        await client.reconnect()
+        return response
+
+    setattr(client, method, call)
+
+
+@pytest.mark.parametrize("method", ["read_stream", "read_all"])
+async def test_a_read_cut_by_a_reconnect_ends_instead_of_waiting_for_good(
+    url: str, method: str
+) -> None:
+    # kurrentdbclient's reconnect cancels the reading task of every open response; one
+    # cancelled before its first step left its reader waiting forever (an append's read-back
+    # hung through a server restart). Now the read ends: with the events, or unavailable.
+    stream = _stream()
+    async with es.connect(url) as store:
+        await store.append(stream, [es.NewEvent("A", {"i": 0})])
+        client = store.client  # type: ignore[attr-defined]
+        _reconnect_right_after(client, method)
+        async with asyncio.timeout(10):
+            try:
+                if method == "read_stream":
+                    events = await es_collect(store.read_stream(stream))
+                else:
+                    events = [e async for e in store.read_all() if e.stream_id == stream]
+            except es.BackendUnavailableError:
+                events = None
+        assert events is None or [e.data for e in events] == [{"i": 0}]
+        assert getattr(client, method).__name__ == method  # the patched call was made
+        # And the store goes on working over the new connection.
+        assert [e.data for e in await es_collect(store.read_stream(stream))] == [{"i": 0}]
+
+
+async def test_an_append_whose_read_back_is_cut_by_a_reconnect_is_maybe_applied_not_stuck(
+    url: str,
+) -> None:
+    # Strict mode reads an append with ANY back (its new version): a reconnect at that moment.
+    stream = _stream()
+    async with es.connect(_with(url, "idempotency=strict")) as store:
+        await store.append(stream, [es.NewEvent("A", {"i": 0})])
+        client = store.client  # type: ignore[attr-defined]
+        _reconnect_right_after(client, "read_all")
+        async with asyncio.timeout(10):
+            with pytest.raises(es.BackendUnavailableError) as raised:
+                await store.append(stream, [es.NewEvent("A", {"i": 1})])
+        assert raised.value.maybe_applied
+        assert [e.data for e in await es_collect(store.read_stream(stream))] == [{"i": 0}, {"i": 1}]
+
+
+async def es_collect(events: AsyncIterator[es.RecordedEvent]) -> list[es.RecordedEvent]:
+    return [event async for event in events]
+
+
 async def _append_retrying(store: es.EventStore, stream: str, events: list[es.NewEvent]) -> None:
     for _ in range(100):
         try:

@@ -101,6 +101,7 @@ from eventstore_kurrentdb._codec import (
     wanted,
 )
 from eventstore_kurrentdb._errors import translated
+from eventstore_kurrentdb._reads import guarded, last_event, read_events
 
 __all__ = ["KurrentDBEventStore", "KurrentDBOptions"]
 
@@ -370,7 +371,7 @@ class KurrentDBEventStore(EventStore):
             response = await self.client.read_all(
                 commit_position=commit, limit=1, filter_exclude=(), timeout=self._timeout
             )
-            found = [event async for event in response]
+            found = await read_events(response)
             if not found or found[0].commit_position != commit:
                 # Should a server answer a position after its last event (a commit record),
                 # the batch's last event is the stream's last one before it.
@@ -382,7 +383,7 @@ class KurrentDBEventStore(EventStore):
                     filter_by_stream_name=True,
                     timeout=self._timeout,
                 )
-                found = [event async for event in response]
+                found = await read_events(response)
         if not found:
             raise translated_missing(commit)
         event = found[0]
@@ -422,9 +423,10 @@ class KurrentDBEventStore(EventStore):
 
     async def _marker(self, event_id: uuid.UUID) -> ClientRecordedEvent | None:
         try:
-            found = await self.client.get_stream(
+            response = await self.client.read_stream(
                 MARKER_PREFIX + str(event_id), limit=1, timeout=self._timeout
             )
+            found = await read_events(response)
         except NotFoundError:
             return None
         return found[0] if found else None
@@ -439,7 +441,7 @@ class KurrentDBEventStore(EventStore):
                 filter_by_stream_name=True,
                 timeout=self._timeout,
             )
-            return [recorded_event(event) async for event in response]
+            return [recorded_event(event) for event in await read_events(response)]
 
     # -- reading ---------------------------------------------------------------------
 
@@ -456,7 +458,7 @@ class KurrentDBEventStore(EventStore):
                     limit=limit,
                     timeout=self._timeout,
                 )
-                return [recorded_event(event) async for event in response]
+                return [recorded_event(event) for event in await read_events(response)]
         except NotFoundError:
             return []
 
@@ -484,7 +486,7 @@ class KurrentDBEventStore(EventStore):
                     filter_by_stream_name=by_stream_name,
                     timeout=self._timeout,
                 )
-                async for event in response:
+                async for event in guarded(response):
                     seen += 1
                     here = (event.commit_position or 0, event.prepare_position or 0)
                     if last is not None and here <= last:
@@ -499,12 +501,10 @@ class KurrentDBEventStore(EventStore):
     async def _stream_version(self, stream_id: str) -> int:
         try:
             with translated(writing=False, what=f"reading {stream_id!r}"):
-                found = await self.client.get_stream(
-                    stream_id, backwards=True, limit=1, timeout=self._timeout
-                )
+                last = await last_event(self.client, stream_id, self._timeout)
         except NotFoundError:
             return 0
-        return found[0].stream_position + 1 if found else 0
+        return last.stream_position + 1 if last is not None else 0
 
     async def _push(
         self, after: Position | None, filter: EventFilter | None
@@ -512,15 +512,18 @@ class KurrentDBEventStore(EventStore):
         pattern, by_stream_name = server_filter(filter)
         types = client_side_filter(filter)
         with translated(writing=False, what="subscribing to $all"):
-            subscription = await self.client.subscribe_to_all(
-                commit_position=None if after is None else after.parts[0],
-                filter_include=[pattern],
-                filter_by_stream_name=by_stream_name,
-                include_caught_up=True,
-            )
+            # Bounded: the client confirms the subscription on a response of its own, which a
+            # reconnect at that moment leaves waiting for good (see _reads).
+            async with asyncio.timeout(self._timeout):
+                subscription = await self.client.subscribe_to_all(
+                    commit_position=None if after is None else after.parts[0],
+                    filter_include=[pattern],
+                    filter_by_stream_name=by_stream_name,
+                    include_caught_up=True,
+                )
         try:
             with translated(writing=False, what="subscription to $all"):
-                async for item in subscription:
+                async for item in guarded(subscription):
                     if isinstance(item, ClientCaughtUp):
                         yield CAUGHT_UP
                     elif type(item) is ClientRecordedEvent and wanted(item, types):
@@ -537,7 +540,15 @@ class KurrentDBEventStore(EventStore):
             return
         with translated(writing=True, what=f"setting the metadata of {stream!r}"):
             # Read first: a process that starts again finds it set and writes nothing.
-            metadata, version = await self.client.get_stream_metadata(stream, timeout=self._timeout)
+            # What client.get_stream_metadata answers, through a guarded read (see _reads).
+            try:
+                last = await last_event(self.client, "$$" + stream, self._timeout)
+            except NotFoundError:
+                last = None
+            metadata: dict[str, Any] = {} if last is None else serialization.loads(last.data)
+            version: int | ClientStreamState = (
+                ClientStreamState.NO_STREAM if last is None else last.stream_position
+            )
             if metadata.get("$maxCount") != max_count:
                 try:
                     await self.client.set_stream_metadata(
@@ -553,12 +564,9 @@ class KurrentDBEventStore(EventStore):
     async def _last_of(self, stream: str) -> ClientRecordedEvent | None:
         try:
             with translated(writing=False, what=f"reading {stream!r}"):
-                found = await self.client.get_stream(
-                    stream, backwards=True, limit=1, timeout=self._timeout
-                )
+                return await last_event(self.client, stream, self._timeout)
         except NotFoundError:
             return None
-        return found[0] if found else None
 
     async def _save_checkpoint(self, name: str, position: Position) -> None:
         stream = CHECKPOINT_PREFIX + name
