@@ -65,6 +65,7 @@ class Supervised:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         backoff = Backoff(None, base=0.025, cap=self._max_delay, jitter=False)
         last_failure = ""
         while True:
@@ -73,6 +74,13 @@ class Supervised:
                 await self._run()
                 return
             except Exception as error:
+                if me in self._stopping:
+                    # Asked to stop, it failed instead of ending cancelled: the cancellation
+                    # became this error on its way out (Python 3.11's TaskGroup merges a stop
+                    # with a child's failure that is cancelling it already, and raises only
+                    # the failure). Restarting here would lose the stop for good: a store's
+                    # close() then waited forever.
+                    return
                 failure = f"{type(error).__name__}: {error}"
                 if failure != last_failure:
                     log.warning("%s failed (%s); restarting it", self._name, failure)

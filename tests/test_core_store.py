@@ -26,6 +26,7 @@ from eventstore_core.adapter import (
     Written,
 )
 from eventstore_core.config import parse_url
+from eventstore_core.tasks import Supervised
 
 
 def _open_store(cls: type[MemoryEventStore], name: str, **options: object) -> MemoryEventStore:
@@ -165,6 +166,70 @@ async def test_the_background_task_runs_from_open_to_close_and_is_restarted_on_f
     assert store.cancelled
     names = {t.get_name() for t in asyncio.all_tasks()}
     assert not any("background task" in name for name in names)
+
+
+async def test_a_stop_that_surfaces_as_an_error_still_stops_the_background_task() -> None:
+    # A library that turns the cancellation into an error of its own: the stop still holds
+    # (before, the task was restarted as after a failure, and stop() waited for good).
+    runs = 0
+    disguise = True
+
+    async def run() -> None:
+        nonlocal runs
+        runs += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if disguise:
+                raise RuntimeError("cancelled, said otherwise") from None
+            raise
+
+    supervised = Supervised(run, "the test's task")
+    supervised.start()
+    await asyncio.sleep(0)
+    # Not `await stop()` under a timeout: a task that never ends would hold the test too.
+    stopping = asyncio.ensure_future(supervised.stop())
+    await asyncio.wait([stopping], timeout=5)
+    disguise = False  # (so that a restarted task can be stopped after a failure)
+    if not stopping.done():
+        for task in supervised._stopping:  # cancelled already: cancel the restarted run
+            task.cancel()
+        await stopping
+        pytest.fail(f"stop() did not end: the task was restarted ({runs} runs)")
+    assert runs == 1
+    assert not supervised.running
+
+
+async def test_a_stop_during_a_task_group_failure_still_stops_the_background_task() -> None:
+    # The Kafka close that hung: a child of the run's TaskGroup fails, the group cancels its
+    # parent, and the stop lands before the parent wakes. Python 3.11 merges the two
+    # cancellations into one, which the group swallows, and raises only the child's error.
+    runs = 0
+    supervised: Supervised
+
+    async def fail() -> None:
+        # Runs right after the group's own done callback (which cancels the parent), before
+        # the parent's wake-up: the moment of the hang, made deterministic.
+        me = asyncio.current_task()
+        assert me is not None
+        me.add_done_callback(lambda _: supervised.cancel())
+        raise RuntimeError("a child failed")
+
+    async def run() -> None:
+        nonlocal runs
+        runs += 1
+        async with asyncio.TaskGroup() as group:
+            group.create_task(asyncio.Event().wait())
+            if runs == 1:
+                group.create_task(fail())
+
+    supervised = Supervised(run, "the test's task")
+    supervised.start()
+    async with asyncio.timeout(5):
+        while runs == 0 or supervised.running:  # noqa: ASYNC110 (nothing signals either)
+            await asyncio.sleep(0.01)
+        await supervised.stop()
+    assert runs == 1
 
 
 class WatchingStore(MemoryEventStore):
