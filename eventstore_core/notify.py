@@ -17,7 +17,9 @@ class Notifier:
 
     def __init__(self) -> None:
         self._generation = 0
-        self._event = asyncio.Event()
+        # Made by the first waiter and dropped by the notify that sets it: a store appending
+        # with nobody waiting (the common case) builds no event per append.
+        self._event: asyncio.Event | None = None
 
     @property
     def generation(self) -> int:
@@ -27,16 +29,21 @@ class Notifier:
     def notify(self) -> None:
         """Wake every waiter: something may have been committed."""
         self._generation += 1
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
 
     async def wait(self, since: int, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait until a notification newer than ``since``; false if ``timeout`` ran out."""
         if self._generation != since:
             return True
+        event = self._event
+        if event is None:
+            event = self._event = asyncio.Event()
         try:
             async with asyncio.timeout(timeout):
-                await self._event.wait()
+                await event.wait()
         except TimeoutError:
             return False
         return True

@@ -191,8 +191,9 @@ def _encode(value: object, what: str) -> bytes:
 
 
 def _encode_event_part(value: object, index: int, part: str) -> bytes:
-    # _encode, with the field name ("events[3].data") built only for an error message.
-    if isinstance(value, Mapping):
+    # _encode, with the field name ("events[3].data") built only for an error message. A dict
+    # is the common case, checked before the slower Mapping ABC.
+    if type(value) is dict or isinstance(value, Mapping):
         try:
             encoded = serialization.dumps(value)
         except TypeError:
@@ -211,9 +212,14 @@ def prepare_batch(
     max_append_bytes: int | None = None,
 ) -> list[PreparedEvent]:
     """Validate and encode a batch, or raise :class:`InvalidEventError` naming the problem."""
-    if isinstance(events, NewEvent):
-        raise InvalidEventError("events must be a sequence of NewEvent, not one", field="events")
-    if not isinstance(events, Sequence) or isinstance(events, str | bytes):
+    # A list is the common case; the Sequence check is an ABC lookup, so it is made for others.
+    if type(events) is not list and (
+        not isinstance(events, Sequence) or isinstance(events, str | bytes | NewEvent)
+    ):
+        if isinstance(events, NewEvent):
+            raise InvalidEventError(
+                "events must be a sequence of NewEvent, not one", field="events"
+            )
         raise InvalidEventError(
             f"events must be a sequence of NewEvent, got {type(events).__name__}", field="events"
         )
@@ -227,6 +233,7 @@ def prepare_batch(
         )
     prepared: list[PreparedEvent] = []
     seen: set[UUID] = set()
+    total = 0
     for index, event in enumerate(events):
         # Field names like "events[3].type" are only built for an error message.
         if not isinstance(event, NewEvent):
@@ -257,21 +264,21 @@ def prepare_batch(
             correlation_id,
             causation_id,
         )
-        if item.size > max_event_bytes:
+        size = item.size
+        if size > max_event_bytes:
             raise InvalidEventError(
-                f"events[{index}] is {item.size} bytes encoded; this backend takes at most "
+                f"events[{index}] is {size} bytes encoded; this backend takes at most "
                 f"{max_event_bytes} bytes per event (max_event_bytes)",
                 field="data",
             )
+        total += size
         prepared.append(item)
-    if max_append_bytes is not None:
-        total = sum(item.size for item in prepared)
-        if total > max_append_bytes:
-            raise InvalidEventError(
-                f"the batch is {total} bytes encoded; this backend takes at most "
-                f"{max_append_bytes} bytes per append (max_append_bytes)",
-                field="events",
-            )
+    if max_append_bytes is not None and total > max_append_bytes:
+        raise InvalidEventError(
+            f"the batch is {total} bytes encoded; this backend takes at most "
+            f"{max_append_bytes} bytes per append (max_append_bytes)",
+            field="events",
+        )
     return prepared
 
 

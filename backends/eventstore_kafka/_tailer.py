@@ -209,6 +209,7 @@ class Tailer:
         hole_timeout: float,
         on_progress: Callable[[], None],
         rest_on: Sequence[int] = (),
+        linked: bool = False,
     ) -> None:
         self.partitions = list(partitions)
         self.index = {tp: i for i, tp in enumerate(self.partitions)}
@@ -229,12 +230,17 @@ class Tailer:
         partitions: a record is judged once the others show later stamps, see _arbiter).
         They are kept, not fetched again, and the partition is left out of fetches until
         they are applied: fetching them again would only spin."""
-        self._changed = asyncio.Event()
+        # Made when a waiter asks (progress_event) and dropped when set: a writer's own
+        # record applied with nobody waiting builds no event.
+        self._changed: asyncio.Event | None = None
         self._error: BaseException | None = None
         self._next_round: asyncio.Future[None] | None = None
         self._round_lock = asyncio.Lock()
         self._turn = 0
         self._round_wait_ms = 10
+        self._linked = linked
+        """Whether a record applied in one partition may let records of another apply (several
+        events partitions, see _arbiter)."""
         self._rest_on = list(rest_on)
         """The partitions whose writers' acks may rest the poll (see :meth:`run`)."""
         self._alone_at = [-1e9] * len(self.partitions)
@@ -360,7 +366,22 @@ class Tailer:
         # past it: others did, and the poll must bring their records now.
         alone = offset == self.next[index]
         self._alone_at[index] = asyncio.get_running_loop().time() if alone else -1e9
-        self._offered[index][offset] = value
+        offered = self._offered[index]
+        # The common case (one events partition, nobody else wrote before it): nothing else
+        # waits in this partition, nor in another for it, so it is applied straight away.
+        if (
+            alone
+            and not self._linked
+            and not offered
+            and not self._held[index][0]
+            and self._apply(index, [offset], [value])
+        ):
+            self.next[index] = offset + 1
+            self.highwater[index] = max(self.highwater[index], offset + 1)
+            self._hole_since[index] = None
+            self._progress()
+            return
+        offered[offset] = value
         if self._apply_all_offered():
             self._progress()
 
@@ -413,15 +434,19 @@ class Tailer:
 
     def _progress(self) -> None:
         self._error = None
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._wake()
         self._on_progress()
 
     def _fail(self, error: BaseException) -> None:
         self._error = error
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._wake()
         raise error
+
+    def _wake(self) -> None:
+        event = self._changed
+        if event is not None:
+            self._changed = None
+            event.set()
 
     def _wants(self, held: bool = False) -> dict[TopicPartition, int]:
         """Every partition at its next offset, starting with a different one each time;
@@ -457,7 +482,7 @@ class Tailer:
                 continue
             wants = self._wants()
             if not wants:  # every partition holds records that wait: for progress, then
-                await self.wait_progress(self._changed, 4 * self._wait_ms / 1000)
+                await self.wait_progress(self.progress_event(), 4 * self._wait_ms / 1000)
                 continue
             answer = await self._poller.fetch(wants, wait)
             self._absorb(answer)
@@ -560,7 +585,7 @@ class Tailer:
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + patience
                 while missing() and loop.time() < deadline:
-                    event = self._changed
+                    event = self.progress_event()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(max(0.0, deadline - loop.time())):
                             await event.wait()
@@ -568,7 +593,7 @@ class Tailer:
                 if all(self._held[i][0] for i, offset in targets.items() if self.next[i] < offset):
                     # What is missing was fetched and waits for other partitions (their
                     # records or ticks): wait for progress before fetching those again.
-                    event = self._changed
+                    event = self.progress_event()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(4 * self._wait_ms / 1000):
                             await event.wait()
@@ -602,7 +627,10 @@ class Tailer:
 
     def progress_event(self) -> asyncio.Event:
         """An event set at the next progress (or failure): take it before looking."""
-        return self._changed
+        event = self._changed
+        if event is None:
+            event = self._changed = asyncio.Event()
+        return event
 
     async def wait_progress(self, event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109
         """Wait until ``event`` (from :meth:`progress_event`) is set, at most ``timeout`` s."""
