@@ -55,6 +55,8 @@ from eventstore_core.local.kafka import tansu_url, with_topic
 TASKS = 16
 PROCESSES = 4
 PROCESS_TASKS = 4
+REST_MS = 160
+"""The processes scenario again with the store's ``rest_ms`` at this: fewer polls, in turns."""
 BATCH = 100
 BATCH_TASKS = 4
 WARMUP = 1.0
@@ -98,7 +100,14 @@ class Window(NamedTuple):
         return self.start + self.warmup + self.seconds
 
 
-async def es_appends(url: str, window: Window, tasks: int, batch: int, ready: Any = None) -> int:
+async def es_appends(
+    url: str,
+    window: Window,
+    tasks: int,
+    batch: int,
+    ready: Any = None,
+    latencies: list[float] | None = None,
+) -> int:
     """Events appended by ``tasks`` tasks of one store within the window."""
     async with es.connect(url) as store:
         if ready is not None:
@@ -108,10 +117,17 @@ async def es_appends(url: str, window: Window, tasks: int, batch: int, ready: An
             events = [es.NewEvent("OrderPlaced", PAYLOAD, {"user": "u1"}) for _ in range(batch)]
             await store.append(stream, events)
 
-        return await _drive(window, tasks, batch, append)
+        return await _drive(window, tasks, batch, append, latencies)
 
 
-async def raw_appends(url: str, window: Window, tasks: int, batch: int, ready: Any = None) -> int:
+async def raw_appends(
+    url: str,
+    window: Window,
+    tasks: int,
+    batch: int,
+    ready: Any = None,
+    latencies: list[float] | None = None,
+) -> int:
     """Records of the same size sent with ``acks=all`` by ``tasks`` tasks within the window."""
     store = es.connect(url)
     assert isinstance(store, KafkaEventStore)
@@ -127,13 +143,18 @@ async def raw_appends(url: str, window: Window, tasks: int, batch: int, ready: A
                 store._topic, value, key=stream.encode(), partition=0, headers=headers
             )
 
-        return await _drive(window, tasks, batch, append)
+        return await _drive(window, tasks, batch, append, latencies)
     finally:
         await producer.stop()
 
 
 async def tailed_raw_appends(
-    url: str, window: Window, tasks: int, batch: int, ready: Any = None
+    url: str,
+    window: Window,
+    tasks: int,
+    batch: int,
+    ready: Any = None,
+    latencies: list[float] | None = None,
 ) -> int:
     """``raw_appends`` beside a plain loop fetching the partition (the store's poll: 10 ms
     wait), to show what tailing alone costs the broker's produce path. Not a contender."""
@@ -155,7 +176,7 @@ async def tailed_raw_appends(
 
     tailing = asyncio.create_task(tail())
     try:
-        return await raw_appends(url, window, tasks, batch, ready)
+        return await raw_appends(url, window, tasks, batch, ready, latencies)
     finally:
         stop.set()
         await tailing
@@ -163,9 +184,14 @@ async def tailed_raw_appends(
 
 
 async def _drive(
-    window: Window, tasks: int, batch: int, append: Callable[[str], Awaitable[None]]
+    window: Window,
+    tasks: int,
+    batch: int,
+    append: Callable[[str], Awaitable[None]],
+    latencies: list[float] | None = None,
 ) -> int:
-    """Run ``tasks`` appending loops over the window; the events completed inside it."""
+    """Run ``tasks`` appending loops over the window; the events completed inside it (and
+    into ``latencies`` the seconds each of those appends took)."""
     count = 0
     await asyncio.sleep(max(0.0, window.start - time.monotonic()))
 
@@ -173,9 +199,13 @@ async def _drive(
         nonlocal count
         i = 0
         while time.monotonic() < window.end:
+            began = time.monotonic()
             await append(f"Order-{os.getpid()}-{w}-{i // 10}")
-            if window.begin <= time.monotonic() <= window.end:
+            done = time.monotonic()
+            if window.begin <= done <= window.end:
                 count += batch
+                if latencies is not None:
+                    latencies.append(done - began)
             i += 1
 
     await asyncio.gather(*(writer(w) for w in range(tasks)))
@@ -216,14 +246,15 @@ def _process(kind: str, url: str, seconds: float, barrier: Any, start: Any, queu
 
         profiler = cProfile.Profile(time.process_time)  # CPU, not the wait for a core
         profiler.enable()
-    count = asyncio.run(work(url, Window(0.0, WARMUP, seconds), PROCESS_TASKS, 1, ready))
+    latencies: list[float] = []
+    count = asyncio.run(work(url, Window(0.0, WARMUP, seconds), PROCESS_TASKS, 1, ready, latencies))
     if profile:
         profiler.disable()
         profiler.dump_stats(f"{profile}.{kind}.{os.getpid()}")
-    queue.put(count)
+    queue.put((count, latencies))
 
 
-def processes(kind: str, url: str, seconds: float) -> float:
+def processes(kind: str, url: str, seconds: float, label: str | None = None) -> float:
     """Events/s of ``PROCESSES`` writer processes together, over one common window.
 
     Process start-up and opening are outside the window: each process opens, then all wait at
@@ -243,10 +274,34 @@ def processes(kind: str, url: str, seconds: float) -> float:
     barrier.wait(120)
     start.value = time.monotonic() + 0.1
     barrier.wait(120)
-    total: int = sum(int(queue.get(timeout=seconds + 120)) for _ in workers)
+    total = 0
+    latencies: list[float] = []
+    for _ in workers:
+        count, took = queue.get(timeout=seconds + 120)
+        total += count
+        latencies += took
     for worker in workers:
         worker.join()
+    LATENCIES.setdefault(label or kind, []).append(_percentiles(latencies))
     return total / seconds
+
+
+def _rested(url: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}rest_ms={REST_MS}"
+
+
+LATENCIES: dict[str, list[tuple[float, float]]] = {}
+"""Per contender of the processes scenarios, (p50, p99) in ms of each run's appends."""
+
+
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    if not latencies:
+        return (float("nan"), float("nan"))
+    ordered = sorted(latencies)
+    return (
+        1000 * ordered[len(ordered) // 2],
+        1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+    )
 
 
 async def es_read_all(url: str) -> tuple[int, float]:
@@ -475,6 +530,16 @@ def main() -> None:
                 lambda kind, u: processes(kind, u, seconds),
             )
         if "processes" in only:
+            # The same with a longer rest of each writer's poll (latency for throughput).
+            side_by_side(
+                f"{PROCESSES} writer processes x {PROCESS_TASKS} tasks, `rest_ms={REST_MS}`",
+                lambda kind, u: (
+                    processes(kind, _rested(u), seconds, label=f"{kind}, rest_ms={REST_MS}")
+                    if kind == "eventstore"
+                    else processes(kind, u, seconds)
+                ),
+            )
+        if "processes" in only:
             # Reference, not a contender: what the broker's produce path loses to one plain
             # fetch loop per process (every store instance tails the partition).
             pairs = []
@@ -521,6 +586,14 @@ def main() -> None:
             f"rate), reached {latency['events'] / seconds:,.0f} ev/s: p50 {latency['p50']:.1f} "
             f"ms, p99 {latency['p99']:.1f} ms over {latency['events']:,.0f} events"
         )
+    if LATENCIES:
+        print()
+        print("| writer processes' appends | p50 ms | p99 ms |")
+        print("|---|---|---|")
+        for label, runs in LATENCIES.items():
+            p50 = statistics.median(p for p, _ in runs)
+            p99 = statistics.median(p for _, p in runs)
+            print(f"| {label} | {p50:.1f} | {p99:.1f} |")
     if opened:
         print()
         print("| events | open, replaying the log | open, from the index snapshot |")

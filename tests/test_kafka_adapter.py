@@ -756,3 +756,59 @@ async def test_a_tick_cut_short_by_the_background_restart_is_sent_by_the_next_ru
         second.cancel()
         await asyncio.gather(second, return_exceptions=True)
     assert attempts == 2
+
+
+class _CountedPolls:
+    """Counts the fetches of a store's long-polling loop (not its rounds)."""
+
+    def __init__(self, store: KafkaEventStore) -> None:
+        tailer = store._tailer
+        assert tailer is not None
+        self.count = 0
+        poller = tailer._poller
+        fetch = poller.fetch
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await fetch(*args, **kwargs)
+
+        poller.fetch = counted  # type: ignore[method-assign]
+
+
+async def test_a_lone_writer_leaves_the_log_unpolled_for_rest_ms(kafka_url: str) -> None:
+    async with es.connect(with_topic(kafka_url, _topic(), rest_ms=400)) as store:
+        assert isinstance(store, KafkaEventStore)
+        await store.setup()
+        await store.append("Rest-1", _events(1))
+        polls = _CountedPolls(store)
+        for i in range(5):  # each ack lands right behind what it applied: nobody else wrote
+            await store.append(f"Rest-{i}", _events(1))
+            await asyncio.sleep(0.05)
+        assert polls.count <= 1  # one poll may have been under way already
+        await asyncio.sleep(0.6)  # the rest is over: the poll resumes
+        assert polls.count >= 2
+
+
+async def test_an_append_behind_another_writers_record_completes_while_its_poll_rests(
+    kafka_url: str,
+) -> None:
+    # A rests after its lone append; B then writes, so A's next ack lands past what A applied:
+    # A must wait for B's record (its poll, once the rest is over) and judge its own after it.
+    url = with_topic(kafka_url, _topic(), rest_ms=300)
+    async with es.connect(url) as a, es.connect(url) as b:
+        await a.setup()
+        stream = f"Rested-{uuid.uuid4().hex}"
+        await a.append(stream, _events(1), expected_version=es.NO_STREAM)
+        await b.append(stream, _events(1), expected_version=1)
+        async with asyncio.timeout(5):
+            written = await a.append(stream, _events(1), expected_version=2)
+        assert written.version == 3
+        with pytest.raises(es.ConcurrencyError):
+            await a.append(stream, _events(1), expected_version=2)
+
+
+def test_rest_ms_defaults_to_the_poll_wait_and_refuses_zero() -> None:
+    assert es.connect("kafka://127.0.0.1:9092/t?fetch_wait_ms=25")._rest_ms == 25  # type: ignore[attr-defined]
+    assert es.connect("kafka://127.0.0.1:9092/t?rest_ms=80")._rest_ms == 80  # type: ignore[attr-defined]
+    with pytest.raises(es.ConfigurationError, match="rest_ms"):
+        es.connect("kafka://127.0.0.1:9092/t?rest_ms=0")

@@ -207,6 +207,7 @@ class Tailer:
         *,
         wait_ms: int,
         hole_timeout: float,
+        rest_ms: int | None = None,
         on_progress: Callable[[], None],
         rest_on: Sequence[int] = (),
         linked: bool = False,
@@ -220,6 +221,7 @@ class Tailer:
         self._poller = poller  # the long-polling loop, on its own connection
         self._apply = apply
         self._wait_ms = wait_ms
+        self._rest_ms = wait_ms if rest_ms is None else rest_ms
         self._hole_timeout = hole_timeout
         self._void_after = 3 * hole_timeout
         self._on_progress = on_progress
@@ -467,15 +469,18 @@ class Tailer:
         """Tail every partition until cancelled (the store's background task)."""
         self._error = None
         loop = asyncio.get_running_loop()
-        rest = self._wait_ms / 1000
+        rest = self._rest_ms / 1000
         wait = self._wait_ms
         while True:
             # A store writing alone learns from each ack that nobody else wrote (its record
             # lands at the next offset), as much as a poll would tell: while that holds for
-            # every partition of ``rest_on`` within the last wait, the poll rests. tansu
+            # every partition of ``rest_on`` within the last rest_ms, the poll rests. tansu
             # lists the whole partition for every fetch, and those listings slow its produce
             # path: a poll of one's own records back costs the writer throughput. After the
-            # first ack past the next offset (another writer), polls resume within a wait.
+            # first ack past the next offset (another writer), polls resume within a rest.
+            # Several writer processes rest in turns: while one appends alone, the others'
+            # appends wait for their polls, which costs them latency but spares the broker
+            # listings (4 processes on tansu: rest_ms 80 doubled the throughput, p99 85 ms).
             rested = loop.time() - min((self._alone_at[i] for i in self._rest_on), default=-1e9)
             if rested < rest:
                 await asyncio.sleep(rest - rested)

@@ -146,6 +146,12 @@ class KafkaOptions(StoreOptions):
     fetch_wait_ms: int = Field(default=10, ge=1, le=10_000)
     """The tailer's long-poll wait. Kafka answers a long poll as soon as data arrives;
     tansu only after about a fifth of the wait, so it bounds live latency there."""
+    rest_ms: int | None = Field(default=None, ge=1, le=10_000)
+    """How long a writing instance leaves the log unpolled after one of its appends landed
+    right behind everything it had applied (so nobody else had written); ``fetch_wait_ms`` by
+    default. Longer means fewer fetches, so several writer processes get more through a broker
+    whose every fetch is costly (tansu lists the partition), but an append that finds another
+    writer's records before its own may wait about this long for them."""
     max_record_bytes: int = Field(default=1_000_000, ge=200_000, le=1 << 30)
     """The broker's record size limit (``message.max.bytes``, about 1 MiB by default)."""
     cache_bytes: int = Field(default=16 << 20, ge=0, le=1 << 34)
@@ -203,6 +209,7 @@ class KafkaEventStore(EventStore):
         self._indexed_at = 0
         self._has_index = False
         self._partitions = options.partitions
+        self._rest_ms = options.fetch_wait_ms if options.rest_ms is None else options.rest_ms
         self.capabilities = Capabilities(
             concurrency="multi-writer",
             idempotency="permanent",
@@ -364,6 +371,7 @@ class KafkaEventStore(EventStore):
             poller,
             self._apply,
             wait_ms=self.options.fetch_wait_ms,
+            rest_ms=self._rest_ms,
             hole_timeout=self.options.hole_timeout,
             on_progress=self._notifier.notify,
             # The events partitions: every append's ack tells whether others wrote there.
@@ -758,8 +766,10 @@ class KafkaEventStore(EventStore):
             tailer.offer(partition, metadata.offset, value)
             try:
                 if not future.done():
-                    # Others' records precede this one: the long poll is bringing them.
-                    patience = 4 * self.options.fetch_wait_ms / 1000
+                    # Others' records precede this one: the long poll is bringing them, at the
+                    # latest once its rest is over.
+                    wait_ms = self.options.fetch_wait_ms
+                    patience = max(4 * wait_ms, self._rest_ms + wait_ms) / 1000
                     await tailer.reach({partition: metadata.offset + 1}, timeout, patience)
             except TimeoutError:
                 raise BackendUnavailableError(
