@@ -55,7 +55,7 @@ from eventstore_core.local.kafka import tansu_url, with_topic
 TASKS = 16
 PROCESSES = 4
 PROCESS_TASKS = 4
-REST_MS = 160
+REST_MS = 250
 """The processes scenario again with the store's ``rest_ms`` at this: fewer polls, in turns."""
 BATCH = 100
 BATCH_TASKS = 4

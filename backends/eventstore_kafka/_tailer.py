@@ -245,6 +245,11 @@ class Tailer:
         events partitions, see _arbiter)."""
         self._rest_on = list(rest_on)
         """The partitions whose writers' acks may rest the poll (see :meth:`run`)."""
+        self.foreign = [-1] * len(self.partitions)
+        """Per partition, the offset of the last record applied that this process did not
+        write, as the apply callback tells."""
+        self._own = [-1] * len(self.partitions)
+        """Per partition, the offset of this process's last acknowledged record."""
         self._alone_at = [-1e9] * len(self.partitions)
         """Per partition, when this process's own acknowledged record last landed right at
         the next offset (nobody else had written before it), in loop time."""
@@ -363,10 +368,16 @@ class Tailer:
         what others wrote in between (usually nothing), never its own record.
         """
         if offset < self.next[index]:
+            # The poll brought it before its ack: nobody else wrote meanwhile unless the poll
+            # applied another writer's record since this process's previous one.
+            if self.foreign[index] < self._own[index]:
+                self._alone_at[index] = asyncio.get_running_loop().time()
+            self._own[index] = offset
             return
         # Right at the next offset: nobody else wrote before it (the poll may rest, see run);
         # past it: others did, and the poll must bring their records now.
         alone = offset == self.next[index]
+        self._own[index] = offset
         self._alone_at[index] = asyncio.get_running_loop().time() if alone else -1e9
         offered = self._offered[index]
         # The common case (one events partition, nobody else wrote before it): nothing else

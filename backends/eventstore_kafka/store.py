@@ -569,7 +569,9 @@ class KafkaEventStore(EventStore):
             return len(offsets)
         arbiter = self._arbiter
         pending = self._pending
-        collect = self._tailer is not None and self._tailer.collect
+        tailer = self._tailer
+        collect = tailer is not None and tailer.collect
+        foreign = tailer.foreign if tailer is not None else None
         several = self._partitions > 1
         applied = 0
         for offset, value in zip(offsets, values, strict=True):
@@ -589,7 +591,10 @@ class KafkaEventStore(EventStore):
             if self._abandoned:
                 self._abandoned.pop(header.token, None)
             future = pending.pop(header.token, None) if pending else None
-            if future is not None and not future.done():
+            if future is None:
+                if foreign is not None:  # another writer's (or an append given up on)
+                    foreign[index] = offset
+            elif not future.done():
                 future.set_result((verdict, offset))
         return applied
 
