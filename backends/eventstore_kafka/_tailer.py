@@ -491,7 +491,8 @@ class Tailer:
             # first ack past the next offset (another writer), polls resume within a rest.
             # Several writer processes rest in turns: while one appends alone, the others'
             # appends wait for their polls, which costs them latency but spares the broker
-            # listings (4 processes on tansu: rest_ms 80 doubled the throughput, p99 85 ms).
+            # listings (4 processes on tansu: 0.09x of raw at rest_ms 10, p99 31 ms; 0.26x at 250,
+            # p99 182 ms).
             rested = loop.time() - min((self._alone_at[i] for i in self._rest_on), default=-1e9)
             if rested < rest:
                 await asyncio.sleep(rest - rested)
