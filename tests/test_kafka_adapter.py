@@ -637,6 +637,34 @@ def test_the_id_table_finds_every_id_it_holds_across_growth() -> None:
     assert table.find(uuid.uuid4().bytes) == -1
 
 
+def test_the_id_table_stays_exact_when_finds_and_adds_interleave() -> None:
+    # An add may take the slot where the last find of the same id stopped: every order of
+    # misses, hits and adds (several misses before one add, adds of ids never looked up,
+    # growth in between) must leave the same set as a plain Python one.
+    import random
+
+    from eventstore_kafka._arbiter import IdTable
+
+    chooser = random.Random(20261203)
+    table = IdTable()
+    added: dict[bytes, int] = {}
+    pool = [uuid.uuid4().bytes for _ in range(6000)]
+    for _ in range(20000):
+        id16 = chooser.choice(pool)
+        step = chooser.random()
+        if step < 0.4:
+            assert table.find(id16) == added.get(id16, -1)
+        elif id16 not in added:
+            if step < 0.7:
+                other = chooser.choice(pool)
+                assert table.find(other) == added.get(other, -1)  # another miss in between
+            if step < 0.85:
+                assert table.find(id16) == -1
+            added[id16] = table.add(id16)
+    assert all(table.find(id16) == number for id16, number in added.items())
+    assert sorted(added.values()) == list(range(len(added)))
+
+
 # -- index snapshots -------------------------------------------------------------------------
 
 

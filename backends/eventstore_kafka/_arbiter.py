@@ -133,13 +133,17 @@ class IdTable:
     about 150 bytes an id; this costs 24-32.
     """
 
-    __slots__ = ("_mask", "_slots", "count", "ids")
+    __slots__ = ("_mask", "_miss", "_miss_slot", "_slots", "count", "ids")
 
     def __init__(self) -> None:
         self.ids = bytearray()
         self.count = 0
         self._slots = array("i", bytes(4 * 1024))
         self._mask = 1023
+        # The id the last find missed, and the empty slot it ended on: the add that usually
+        # follows (an accepted record's id) takes that slot without hashing and probing again.
+        self._miss: bytes | None = None
+        self._miss_slot = 0
 
     def find(self, id16: bytes) -> int:
         """The number of ``id16``, or -1."""
@@ -153,6 +157,8 @@ class IdTable:
         while True:
             entry = slots[slot]
             if entry == 0:
+                self._miss = id16
+                self._miss_slot = slot
                 return -1
             at = (entry - 1) << 4
             if ids[at : at + 16] == id16:
@@ -164,8 +170,12 @@ class IdTable:
         number = self.count
         self.ids += id16
         self.count = number + 1
+        miss, self._miss = self._miss, None
         if 2 * self.count > len(self._slots):
             self._grow()
+            return number
+        if miss is id16:  # the slot where find stopped is still empty: nothing added since
+            self._slots[self._miss_slot] = number + 1
             return number
         value = _from_bytes(id16, "little")
         mask = self._mask
