@@ -74,6 +74,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from eventstore_kafka._records import CLAIM_ANY, CLAIM_EXISTS, CLAIM_NO_STREAM, Header
@@ -373,15 +374,23 @@ class Arbiter:
         Everything applied precedes the record in the judging order (see the module), so
         every accepted record of every partition counts.
         """
-        logs = self.logs
         ids = header.ids
-        if len(logs) == 1 and header.event_count == 1:
+        if header.event_count == 1:
+            return self.holders((ids,))
+        count = header.event_count
+        return self.holders([ids[16 * index : 16 * index + 16] for index in range(count)])
+
+    def holders(self, ids: Sequence[bytes]) -> list[tuple[int, int]]:
+        """``(partition, record)`` of the accepted records holding any of ``ids`` (16 bytes
+        each), each record once."""
+        logs = self.logs
+        if len(logs) == 1 and len(ids) == 1:
             # The common case, kept cheap: it runs for every record replayed on open.
-            number = logs[0].ids.find(ids)
-            return [] if number < 0 else [(0, logs[0].record_of_event(number))]
+            log = logs[0]
+            number = log.ids.find(ids[0])
+            return [] if number < 0 else [(0, log.record_of_event(number))]
         taken: list[tuple[int, int]] = []
-        for index in range(header.event_count):
-            id16 = ids[16 * index : 16 * index + 16]
+        for id16 in ids:
             for other, log in enumerate(logs):
                 number = log.ids.find(id16)
                 if number < 0:

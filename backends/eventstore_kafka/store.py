@@ -841,19 +841,7 @@ class KafkaEventStore(EventStore):
         tailer.offer(partition, metadata.offset, value)
 
     def _taken_locally(self, events: Sequence[PreparedEvent]) -> list[tuple[int, int]]:
-        logs = self._arbiter.logs
-        if len(logs) == 1 and len(events) == 1:  # the common case, kept cheap
-            number = logs[0].ids.find(events[0].id.bytes)
-            return [] if number < 0 else [(0, logs[0].record_of_event(number))]
-        taken: list[tuple[int, int]] = []
-        for partition, log_ in enumerate(self._arbiter.logs):
-            for event in events:
-                number = log_.ids.find(event.id.bytes)
-                if number >= 0:
-                    key = (partition, log_.record_of_event(number))
-                    if key not in taken:
-                        taken.append(key)
-        return taken
+        return self._arbiter.holders([event.id.bytes for event in events])
 
     async def _refused(
         self, events: Sequence[PreparedEvent], taken: list[tuple[int, int]], version: int
