@@ -66,7 +66,7 @@ from eventstore_core.models import (
     StreamState,
     category_of,
 )
-from eventstore_core.notify import Notifier
+from eventstore_core.notify import Notifier, Signal
 from eventstore_core.retry import Backoff
 from eventstore_core.store import EventStore
 from eventstore_core.subscription import CAUGHT_UP, CaughtUp
@@ -106,6 +106,7 @@ __all__ = [
     "PreparedEvent",
     "RecordedEvent",
     "Refused",
+    "Signal",
     "Snapshot",
     "StoreOptions",
     "StreamState",

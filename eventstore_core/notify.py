@@ -4,7 +4,35 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["Notifier"]
+__all__ = ["Notifier", "Signal"]
+
+
+class Signal:
+    """An event for the next :meth:`fire`, made only when a waiter asks for it.
+
+    A fire with nobody waiting builds nothing: a store that appends with no subscriber (the
+    common case) pays no ``asyncio.Event`` per append. Take :meth:`event` *before* looking
+    at what it guards, then wait on it: a fire in between has already set it.
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    def event(self) -> asyncio.Event:
+        """The event the next fire sets."""
+        event = self._event
+        if event is None:
+            event = self._event = asyncio.Event()
+        return event
+
+    def fire(self) -> None:
+        """Set the event of everyone waiting; later waiters get a new one."""
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
 
 
 class Notifier:
@@ -17,9 +45,7 @@ class Notifier:
 
     def __init__(self) -> None:
         self._generation = 0
-        # Made by the first waiter and dropped by the notify that sets it: a store appending
-        # with nobody waiting (the common case) builds no event per append.
-        self._event: asyncio.Event | None = None
+        self._signal = Signal()
 
     @property
     def generation(self) -> int:
@@ -29,18 +55,13 @@ class Notifier:
     def notify(self) -> None:
         """Wake every waiter: something may have been committed."""
         self._generation += 1
-        event = self._event
-        if event is not None:
-            self._event = None
-            event.set()
+        self._signal.fire()
 
     async def wait(self, since: int, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait until a notification newer than ``since``; false if ``timeout`` ran out."""
         if self._generation != since:
             return True
-        event = self._event
-        if event is None:
-            event = self._event = asyncio.Event()
+        event = self._signal.event()
         try:
             async with asyncio.timeout(timeout):
                 await event.wait()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from eventstore_core.notify import Notifier
+from eventstore_core.notify import Notifier, Signal
 
 
 async def test_a_waiter_wakes_on_the_next_notify() -> None:
@@ -52,3 +52,20 @@ async def test_a_wait_after_a_notify_waits_for_the_next_one() -> None:
 async def test_a_wait_with_no_notify_times_out() -> None:
     notifier = Notifier()
     assert await notifier.wait(notifier.generation, timeout=0.01) is False
+
+
+async def test_a_signal_sets_the_event_taken_before_it_fires_and_hands_out_a_new_one() -> None:
+    signal = Signal()
+    taken = signal.event()
+    assert signal.event() is taken  # every waiter before the fire shares it
+    signal.fire()
+    assert taken.is_set()
+    fresh = signal.event()
+    assert fresh is not taken
+    assert not fresh.is_set()
+
+
+def test_a_signal_fired_with_nobody_waiting_builds_no_event() -> None:
+    signal = Signal()
+    signal.fire()
+    assert signal._event is None

@@ -33,7 +33,7 @@ from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
-from eventstore_core.adapter import BackendUnavailableError
+from eventstore_core.adapter import BackendUnavailableError, Signal
 
 __all__ = ["Fetched", "Fetcher", "Tailer"]
 
@@ -207,7 +207,7 @@ class Tailer:
         *,
         wait_ms: int,
         hole_timeout: float,
-        rest_ms: int | None = None,
+        rest_ms: int,
         on_progress: Callable[[], None],
         rest_on: Sequence[int] = (),
         linked: bool = False,
@@ -221,7 +221,7 @@ class Tailer:
         self._poller = poller  # the long-polling loop, on its own connection
         self._apply = apply
         self._wait_ms = wait_ms
-        self._rest_ms = wait_ms if rest_ms is None else rest_ms
+        self._rest_ms = rest_ms
         self._hole_timeout = hole_timeout
         self._void_after = 3 * hole_timeout
         self._on_progress = on_progress
@@ -232,9 +232,7 @@ class Tailer:
         partitions: a record is judged once the others show later stamps, see _arbiter).
         They are kept, not fetched again, and the partition is left out of fetches until
         they are applied: fetching them again would only spin."""
-        # Made when a waiter asks (progress_event) and dropped when set: a writer's own
-        # record applied with nobody waiting builds no event.
-        self._changed: asyncio.Event | None = None
+        self._changed = Signal()  # fired at every progress or failure
         self._error: BaseException | None = None
         self._next_round: asyncio.Future[None] | None = None
         self._round_lock = asyncio.Lock()
@@ -389,9 +387,7 @@ class Tailer:
             and not self._held[index][0]
             and self._apply(index, [offset], [value])
         ):
-            self.next[index] = offset + 1
-            self.highwater[index] = max(self.highwater[index], offset + 1)
-            self._hole_since[index] = None
+            self._advance(index)
             self._progress()
             return
         offered[offset] = value
@@ -439,27 +435,25 @@ class Tailer:
             if value is None or not self._apply(index, [self.next[index]], [value]):
                 break
             del offered[self.next[index]]
-            self.next[index] += 1
-            self.highwater[index] = max(self.highwater[index], self.next[index])
-            self._hole_since[index] = None
+            self._advance(index)
             progressed = True
         return progressed
 
+    def _advance(self, index: int) -> None:
+        """Move partition ``index`` past the record just applied at its next offset."""
+        self.next[index] += 1
+        self.highwater[index] = max(self.highwater[index], self.next[index])
+        self._hole_since[index] = None
+
     def _progress(self) -> None:
         self._error = None
-        self._wake()
+        self._changed.fire()
         self._on_progress()
 
     def _fail(self, error: BaseException) -> None:
         self._error = error
-        self._wake()
+        self._changed.fire()
         raise error
-
-    def _wake(self) -> None:
-        event = self._changed
-        if event is not None:
-            self._changed = None
-            event.set()
 
     def _wants(self, held: bool = False) -> dict[TopicPartition, int]:
         """Every partition at its next offset, starting with a different one each time;
@@ -644,10 +638,7 @@ class Tailer:
 
     def progress_event(self) -> asyncio.Event:
         """An event set at the next progress (or failure): take it before looking."""
-        event = self._changed
-        if event is None:
-            event = self._changed = asyncio.Event()
-        return event
+        return self._changed.event()
 
     async def wait_progress(self, event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109
         """Wait until ``event`` (from :meth:`progress_event`) is set, at most ``timeout`` s."""
