@@ -843,3 +843,33 @@ def test_rest_ms_defaults_to_the_poll_wait_and_refuses_zero() -> None:
     assert es.connect("kafka://127.0.0.1:9092/t?rest_ms=80")._rest_ms == 80  # type: ignore[attr-defined]
     with pytest.raises(es.ConfigurationError, match="rest_ms"):
         es.connect("kafka://127.0.0.1:9092/t?rest_ms=0")
+
+
+async def test_a_record_polled_before_its_ack_rests_the_poll_unless_another_wrote() -> None:
+    # Under load the poll often applies a writer's record before the producer's ack arrives;
+    # the ack then finds it applied already. Nobody else wrote in between unless the poll
+    # applied another writer's record since this writer's previous one.
+    tp = TopicPartition("t", 0)
+    tailer = tailer_module.Tailer(
+        [tp],
+        None,  # type: ignore[arg-type]  # no fetch is made here
+        None,  # type: ignore[arg-type]
+        lambda index, offsets, values: len(offsets),
+        wait_ms=10,
+        hole_timeout=1.0,
+        rest_ms=100,
+        on_progress=lambda: None,
+        rest_on=[0],
+    )
+    tailer.next[0] = 3
+    tailer.offer(0, 3, b"")  # acknowledged at the next offset: alone
+    assert tailer._alone_at[0] > 0
+    tailer._alone_at[0] = -1e9
+    tailer.next[0] = 6  # the poll applied 4 (this writer's, below) and 5 before the acks
+    tailer.offer(0, 4, b"")
+    assert tailer._alone_at[0] > 0  # nobody else's record since offset 3
+    tailer._alone_at[0] = -1e9
+    tailer.foreign[0] = 5  # the poll applied another writer's record at 5
+    tailer.next[0] = 7
+    tailer.offer(0, 6, b"")
+    assert tailer._alone_at[0] == -1e9
