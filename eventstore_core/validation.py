@@ -232,7 +232,9 @@ def prepare_batch(
             field="events",
         )
     prepared: list[PreparedEvent] = []
-    seen: set[UUID] = set()
+    # Ids repeated within the batch. One event cannot repeat one: no set to build and no
+    # UUID to hash (in Python) for the most common append.
+    seen: set[UUID] | None = set() if len(events) > 1 else None
     total = 0
     for index, event in enumerate(events):
         # Field names like "events[3].type" are only built for an error message.
@@ -243,11 +245,12 @@ def prepare_batch(
         event_id = event.id
         if not isinstance(event_id, UUID):
             raise InvalidEventError(f"events[{index}].id must be a UUID", field="id")
-        if event_id in seen:
-            raise DuplicateEventIdError(
-                f"event id {event_id} appears twice in one batch", event_ids=(str(event_id),)
-            )
-        seen.add(event_id)
+        if seen is not None:
+            if event_id in seen:
+                raise DuplicateEventIdError(
+                    f"event id {event_id} appears twice in one batch", event_ids=(str(event_id),)
+                )
+            seen.add(event_id)
         event_type = event.type
         if not _is_plain_name(event_type):
             validate_name(event_type, f"events[{index}].type")

@@ -637,6 +637,31 @@ def test_the_id_table_finds_every_id_it_holds_across_growth() -> None:
     assert table.find(uuid.uuid4().bytes) == -1
 
 
+def test_the_id_table_quadruples_while_small_then_doubles_keeping_half_its_slots_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from eventstore_kafka import _arbiter
+
+    monkeypatch.setattr(_arbiter, "_QUADRUPLE_UP_TO", 4096)
+    table = _arbiter.IdTable()
+    ids = [uuid.uuid4().bytes for _ in range(20000)]
+    sizes = [len(table._slots)]
+    for id16 in ids:
+        table.add(id16)
+        if len(table._slots) != sizes[-1]:
+            sizes.append(len(table._slots))
+        assert 2 * table.count <= len(table._slots)
+    assert sizes == [1024, 4096, 8192, 16384, 32768, 65536]
+    assert all(table.find(id16) == number for number, id16 in enumerate(ids))
+
+
+def test_record_tokens_never_repeat_within_or_across_instances() -> None:
+    stores = [es.connect("kafka://127.0.0.1:9/tokens") for _ in range(3)]  # never opened
+    tokens = [store._new_token() for store in stores for _ in range(2000)]  # type: ignore[attr-defined]
+    assert {len(token) for token in tokens} == {16}
+    assert len(set(tokens)) == len(tokens)
+
+
 def test_the_id_table_stays_exact_when_finds_and_adds_interleave() -> None:
     # An add may take the slot where the last find of the same id stopped: every order of
     # misses, hits and adds (several misses before one add, adds of ids never looked up,

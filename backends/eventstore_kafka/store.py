@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -237,6 +238,11 @@ class KafkaEventStore(EventStore):
         self._meta_next = 0
         self._cache = ValueCache(options.cache_bytes)
         self._pending: dict[bytes, asyncio.Future[tuple[Verdict, int]]] = {}
+        self._token_prefix = os.urandom(8)
+        # From a random start too: two instances whose prefixes collide still draw apart
+        # tokens (a 56-bit start leaves the counter nearly 2**64 appends before it would
+        # outgrow its 8 bytes).
+        self._tokens = itertools.count(int.from_bytes(os.urandom(7), "big"))
         self._abandoned: dict[bytes, None] = {}
         """Tokens of this instance's appends that ended without a verdict (cancelled, or
         failed after sending), oldest first, at most ``_ABANDONED_KEPT``: their records may be
@@ -731,13 +737,16 @@ class KafkaEventStore(EventStore):
         claim = claim_of(expected_version)
         # What the local state already decides for good (it may lag, but accepted ids and
         # versions never go back): ids taken, or a claim the stream has passed.
-        taken = self._taken_locally(events)
+        if len(events) == 1:
+            taken = arbiter.holders((events[0].id.bytes,))
+        else:
+            taken = arbiter.holders([event.id.bytes for event in events])
         version = stream_log.version_of(stream_id)
         if taken:
             return await self._refused(events, taken, version)
         if (claim >= 0 and claim < version) or (claim == CLAIM_NO_STREAM and version > 0):
             return Refused(actual=version)
-        token = os.urandom(16)
+        token = self._new_token()
         recorded_at = now_micros()
         value = encode(stream_id, claim, events, recorded_at, token, self._clock(recorded_at))
         headers = headers_of(stream_id, events)
@@ -803,6 +812,12 @@ class KafkaEventStore(EventStore):
             return await self._refused(events, list(verdict.taken), verdict.version)
         raise EventStoreError(f"the record at offset {offset} was judged invalid")
 
+    def _new_token(self) -> bytes:
+        """The token of a new record: what lets this instance find its own records in the log.
+        Random bytes of the instance and a counter: unique, without asking the system for
+        randomness on every append."""
+        return self._token_prefix + next(self._tokens).to_bytes(8, "big")
+
     def _standing(self, tailer: Tailer) -> str:
         """Where the tailer, and with several partitions the judging, stand (for errors)."""
         if self._partitions == 1:
@@ -831,7 +846,7 @@ class KafkaEventStore(EventStore):
         producer = self._producer
         if producer is None:
             return
-        value = encode("", CLAIM_ANY, (), now_micros(), os.urandom(16), (stamp,))
+        value = encode("", CLAIM_ANY, (), now_micros(), self._new_token(), (stamp,))
         try:
             metadata = await producer.send_and_wait(
                 self._topic, value, partition=partition, headers=[("es.tick", b"")]
@@ -839,9 +854,6 @@ class KafkaEventStore(EventStore):
         except KafkaError as error:
             raise BackendUnavailableError(f"a tick to {self._topic}/{partition} failed") from error
         tailer.offer(partition, metadata.offset, value)
-
-    def _taken_locally(self, events: Sequence[PreparedEvent]) -> list[tuple[int, int]]:
-        return self._arbiter.holders([event.id.bytes for event in events])
 
     async def _refused(
         self, events: Sequence[PreparedEvent], taken: list[tuple[int, int]], version: int
