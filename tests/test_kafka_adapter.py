@@ -744,6 +744,32 @@ async def test_a_reader_that_writes_an_index_snapshot_opens_no_connection_after_
         assert not started, f"tasks started after open: {started}"
 
 
+def test_an_index_snapshot_of_another_format_version_is_ignored() -> None:
+    # Version 2 placed the id tables' slots by another hash: loaded as they are, its ids
+    # would not be found, and a reused id would be accepted.
+    import struct
+
+    import orjson
+    from eventstore_kafka import _index
+    from eventstore_kafka._arbiter import Arbiter
+    from eventstore_kafka._meta import MetaState
+
+    arbiter = Arbiter(1)
+    ids = [uuid.uuid4().bytes for _ in range(100)]
+    for offset, id16 in enumerate(ids):
+        arbiter.logs[0].next_offset = offset
+        arbiter.logs[0].accept(offset, f"S-{offset}", id16, 1)
+    blob = _index.dump(arbiter, MetaState(), 0)
+    loaded = _index.load(blob, 1)
+    assert loaded is not None
+    assert all(loaded[0].logs[0].ids.find(id16) == n for n, id16 in enumerate(ids))
+    (length,) = struct.unpack_from(">I", blob)
+    header = orjson.loads(blob[4 : 4 + length])
+    header["v"] = _index.VERSION - 1
+    older = orjson.dumps(header)
+    assert _index.load(struct.pack(">I", len(older)) + older + blob[4 + length :], 1) is None
+
+
 async def test_a_torn_index_snapshot_is_ignored(store: KafkaEventStore, kafka_url: str) -> None:
     stream = f"Torn-{uuid.uuid4().hex}"
     await store.append(stream, _events(3))

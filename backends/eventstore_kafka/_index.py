@@ -30,8 +30,9 @@ from eventstore_kafka._meta import MetaState
 
 __all__ = ["CHUNK_BYTES", "chunks_of", "decode_manifest", "dump", "load", "manifest_of"]
 
-VERSION = 2
-"""2: each partition's key stamp (the judging order of several partitions, see _arbiter)."""
+VERSION = 3
+"""2: each partition's key stamp (the judging order of several partitions, see _arbiter).
+3: the id tables' slots placed by the ids' CRC-32 (before: a multiplicative hash)."""
 CHUNK_BYTES = 512 * 1024
 _ARRAYS = (
     "stream_version",
