@@ -758,7 +758,7 @@ def test_an_index_snapshot_of_another_format_version_is_ignored() -> None:
     ids = [uuid.uuid4().bytes for _ in range(100)]
     for offset, id16 in enumerate(ids):
         arbiter.logs[0].next_offset = offset
-        arbiter.logs[0].accept(offset, f"S-{offset}", id16, 1)
+        arbiter.logs[0].accept(offset, f"S-{offset}", id16, 1, None)  # a new stream each
     blob = _index.dump(arbiter, MetaState(), 0)
     loaded = _index.load(blob, 1)
     assert loaded is not None

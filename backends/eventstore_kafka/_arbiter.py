@@ -284,15 +284,13 @@ class PartitionLog:
         return bytes(self.ids.ids[at : at + 16])
 
     def accept(
-        self, offset: int, stream_id: str, ids: bytes, count: int, number: int | None = -1
+        self, offset: int, stream_id: str, ids: bytes, count: int, number: int | None
     ) -> tuple[int, int]:
         """Record an accepted append; return ``(record number, new version)``.
 
-        ``number`` is the stream's number if the caller looked it up already (None: a new
-        stream), -1 to look it up here.
+        ``number`` is the stream's number, as the caller looked it up to judge the append
+        (None: a new stream).
         """
-        if number == -1:
-            number = self.streams.get(stream_id)
         if number is None:
             number = len(self.names)
             self.streams[stream_id] = number
@@ -394,7 +392,7 @@ class Arbiter:
         each), each record once."""
         logs = self.logs
         if len(logs) == 1 and len(ids) == 1:
-            # The common case, kept cheap: it runs for every record replayed on open.
+            # The common case, kept cheap: every one-event append checks here before sending.
             log = logs[0]
             number = log.ids.find(ids[0])
             return [] if number < 0 else [(0, log.record_of_event(number))]
