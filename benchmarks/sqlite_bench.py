@@ -18,7 +18,10 @@ single-event appends by 3 writer processes on one file; group-commit latency (th
 alone). ``--scenarios profile`` measures where an append's time goes: raw ``sqlite3`` into
 variants of the adapter's table (without an index, with time-ordered ids) and into
 eventsourcing's, side by side, CPU and WAL frames per commit, and the adapter's Python work
-per event. ``--million`` adds a ``read_all`` over 1M events, reporting resident memory growth.
+per event. ``--scenarios handoff`` measures a round trip from the event loop to a thread and
+back, and every contender's lone single appends, as scheduled and with the process on one
+CPU: what the writer thread costs a lone writer on this machine. ``--million`` adds a
+``read_all`` over 1M events, reporting resident memory growth.
 
 Usage:
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import multiprocessing
 import os
 import shutil
@@ -41,7 +45,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psutil  # type: ignore[import-untyped]
@@ -544,6 +548,88 @@ def profile(directory: Path, seconds: float, settings: list[str], rounds: int) -
 
 
 # --------------------------------------------------------------------------------------------
+# handoff: what a thread hand-off costs on this machine
+# --------------------------------------------------------------------------------------------
+
+HANDOFF_TRIPS = 20_000
+_T = TypeVar("_T")
+
+
+async def _round_trips(trips: int) -> tuple[float, float]:
+    """Wall and CPU us of a no-op job sent from the event loop to a thread and answered back,
+    the way the adapter's writer is reached (``SimpleQueue.put``, ``call_soon_threadsafe``)."""
+    import queue
+
+    loop = asyncio.get_running_loop()
+    jobs: queue.SimpleQueue[asyncio.Future[None] | None] = queue.SimpleQueue()
+
+    def serve() -> None:
+        while (future := jobs.get()) is not None:
+            loop.call_soon_threadsafe(future.set_result, None)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(trips):
+        future = loop.create_future()
+        jobs.put(future)
+        await future
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    jobs.put(None)
+    thread.join()
+    return wall / trips * 1e6, cpu / trips * 1e6
+
+
+def _on_one_cpu(fn: Callable[[], _T]) -> _T | None:
+    """Run ``fn`` with this thread, and the threads it starts, on one CPU (Linux only)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # the calling thread; new threads inherit it
+    try:
+        return fn()
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def handoff(directory: Path, seconds: float, settings: list[str], rounds: int) -> None:
+    """Why a lone writer pays for its thread: the hand-off, across CPUs and on one CPU.
+
+    The adapter's writer thread keeps SQLite off the event loop; a lone writer's append is
+    therefore one round trip to that thread. When the other CPU is idle, waking a thread on
+    it costs far more than the append's own work on some machines (virtual ones especially);
+    with the whole process on one CPU the same round trip is a plain context switch. The
+    adapter does not pin its threads (that would take SQLite's work off the second core when
+    many writers share commits, and an application's affinity is its own): this only
+    measures the cost. eventsourcing and raw sqlite3 write in the calling thread.
+    """
+    trips = [asyncio.run(_round_trips(HANDOFF_TRIPS)) for _ in range(rounds)]
+    on_one = [_on_one_cpu(lambda: asyncio.run(_round_trips(HANDOFF_TRIPS))) for _ in range(rounds)]
+    pinned_trips = [trip for trip in on_one if trip is not None]
+    print(f"\nRound trip loop -> thread -> loop, no-op job (best of {rounds}):\n")
+    print("| where | wall us | CPU us |")
+    print("|---|---:|---:|")
+    print(f"| as scheduled | {min(w for w, _ in trips):.1f} | {min(c for _, c in trips):.1f} |")
+    if pinned_trips:
+        wall, cpu = min(w for w, _ in pinned_trips), min(c for _, c in pinned_trips)
+        print(f"| the process on one CPU | {wall:.1f} | {cpu:.1f} |")
+    print("\nSingle-event appends, 1 writer, events/s (best of each):\n")
+    print("| contender | synchronous | as scheduled | on one CPU |")
+    print("|---|---|---:|---:|")
+    for sync in settings:
+        for contender in CONTENDERS:
+            path = directory / f"handoff-{contender.replace(' ', '_')}-{sync}.db"
+            if contender == "raw sqlite3":
+                prepare_raw_schema(path, sync)
+            free = pinned = 0.0
+            for _ in range(rounds):
+                free = max(free, appends(contender, path, sync, seconds, 1, 1))
+                one = _on_one_cpu(functools.partial(appends, contender, path, sync, seconds, 1, 1))
+                pinned = max(pinned, one or 0.0)
+            print(f"| {contender} | {sync} | {free:,.0f} | {pinned:,.0f} |", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
 
@@ -749,6 +835,8 @@ def main() -> None:
         )
         if "profile" in args.scenarios.split(","):
             profile(directory, min(args.seconds, 1.0), args.synchronous.split(","), args.rounds)
+        if "handoff" in args.scenarios.split(","):
+            handoff(directory, args.seconds, args.synchronous.split(","), args.rounds)
         if "latency" in args.scenarios.split(","):
             latency(directory, args.seconds, args.synchronous.split(","))
         if args.million:
