@@ -737,10 +737,7 @@ class KafkaEventStore(EventStore):
         claim = claim_of(expected_version)
         # What the local state already decides for good (it may lag, but accepted ids and
         # versions never go back): ids taken, or a claim the stream has passed.
-        if len(events) == 1:
-            taken = arbiter.holders((events[0].id.bytes,))
-        else:
-            taken = arbiter.holders([event.id.bytes for event in events])
+        taken = arbiter.holders([event.id.bytes for event in events])
         version = stream_log.version_of(stream_id)
         if taken:
             return await self._refused(events, taken, version)
