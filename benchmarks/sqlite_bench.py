@@ -569,12 +569,12 @@ async def _round_trips(trips: int) -> tuple[float, float]:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(trips):
         future = loop.create_future()
         jobs.put(future)
         await future
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     jobs.put(None)
     thread.join()
     return wall / trips * 1e6, cpu / trips * 1e6
@@ -599,9 +599,9 @@ def handoff(directory: Path, seconds: float, settings: list[str], rounds: int) -
     therefore one round trip to that thread. When the other CPU is idle, waking a thread on
     it costs far more than the append's own work on some machines (virtual ones especially);
     with the whole process on one CPU the same round trip is a plain context switch. The
-    adapter does not pin its threads (that would take SQLite's work off the second core when
-    many writers share commits, and an application's affinity is its own): this only
-    measures the cost. eventsourcing and raw sqlite3 write in the calling thread.
+    adapter does not pin its threads (an application's affinity is its own, and with
+    ``synchronous=FULL`` it gains nothing): this only measures the cost. eventsourcing and
+    raw sqlite3 write in the calling thread.
     """
     trips = [asyncio.run(_round_trips(HANDOFF_TRIPS)) for _ in range(rounds)]
     on_one = [_on_one_cpu(lambda: asyncio.run(_round_trips(HANDOFF_TRIPS))) for _ in range(rounds)]
